@@ -1,0 +1,178 @@
+"""The pattern store: pattern pickles, their write records and METADATA.PICKLE (SPEC section 2).
+
+A pattern is a pickle (protocol 4) of {'Mel': float32 [frames, Mel_Dim], 'Speaker': str,
+'Dataset': str} at <root>/<Dataset>/<name>.PICKLE. Pickles are data: every reader here loads
+them with `load_pickle`, which admits only dicts, lists, tuples, strings, numbers and numpy
+arrays, so a crafted file cannot run code.
+"""
+import glob
+import io
+import os
+import pickle
+import socket
+from collections import defaultdict
+
+import numpy as np
+from tqdm import tqdm
+
+PICKLE_PROTOCOL = 4
+PATTERN_SUFFIX = '.PICKLE'
+RECORDS_FOLDER = '.records'
+SOUND_KEYS = ('Spectrogram_Dim', 'Mel_Dim', 'Frame_Shift', 'Frame_Length', 'Sample_Rate', 'Max_Abs_Mel')
+
+_ALLOWED_GLOBALS = {
+    ('numpy', 'ndarray'), ('numpy', 'dtype'),
+    ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+    ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
+    ('_codecs', 'encode'),   # how protocol-2 pickles spell bytes
+}
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle asked for something a pattern or metadata file never contains."""
+
+
+class _DataOnlyUnpickler(pickle.Unpickler):
+    def find_class(self, module, name):
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        if module.startswith('numpy') and name.endswith('DType'):   # numpy >= 1.25 dtype classes
+            return super().find_class(module, name)
+        raise UnsafePickleError(f'refused {module}.{name}: pattern and metadata pickles hold data only')
+
+
+def load_pickle(path: str):
+    """Load a pattern or metadata pickle without running anything it names.
+
+    Raises UnsafePickleError (a forbidden class) or pickle.UnpicklingError (a damaged file),
+    both naming the file.
+    """
+    with open(path, 'rb') as stream:
+        data = stream.read()
+    try:
+        return _DataOnlyUnpickler(io.BytesIO(data)).load()
+    except UnsafePickleError as error:
+        raise UnsafePickleError(f'{path}: {error}') from None
+    except Exception as error:   # truncated or not a pickle at all
+        raise pickle.UnpicklingError(f'{path}: not a readable pickle ({type(error).__name__}: {error})') from None
+
+
+def write_atomically(path: str, payload: bytes) -> None:
+    """Write under a temporary name, then rename: a killed run never leaves a truncated file."""
+    temporary = f'{path}.tmp-{os.getpid()}'
+    with open(temporary, 'wb') as stream:
+        stream.write(payload)
+    os.replace(temporary, path)
+
+
+def pattern_name(dataset: str, speaker: str, stem: str, video: str = None) -> str:
+    """<Dataset>.<Speaker>[.<video>].<stem>.PICKLE, the seed's naming (speaker upper-cased)."""
+    parts = [dataset, speaker.upper()] + ([video] if video else []) + [stem]
+    return '.'.join(parts) + PATTERN_SUFFIX
+
+
+def pattern_bytes(mel: np.ndarray, speaker: str, dataset: str) -> bytes:
+    return pickle.dumps({'Mel': mel.astype(np.float32, copy=False), 'Speaker': speaker.upper(), 'Dataset': dataset},
+                        protocol=PICKLE_PROTOCOL)
+
+
+class RecordWriter:
+    """Appends one line (file, dataset, speaker, frames) per written pattern, so that the
+    metadata build never has to re-open patterns. One file per process: no locking needed."""
+
+    def __init__(self, root: str):
+        folder = os.path.join(root, RECORDS_FOLDER)
+        os.makedirs(folder, exist_ok=True)
+        self.path = os.path.join(folder, f'{socket.gethostname()}-{os.getpid()}.tsv')
+        self._stream = open(self.path, 'a', encoding='utf-8', buffering=1)
+
+    def add(self, relative_file: str, dataset: str, speaker: str, frames: int) -> None:
+        self._stream.write(f'{relative_file}\t{dataset}\t{speaker}\t{frames}\n')
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+def read_records(root: str) -> dict:
+    """{relative file: (dataset, speaker, frames)} from every record file under root.
+    A line cut short by a kill is ignored (its pattern is then found by the scan)."""
+    records = {}
+    for path in sorted(glob.glob(os.path.join(root, RECORDS_FOLDER, '*.tsv'))):
+        with open(path, encoding='utf-8') as stream:
+            for line in stream:
+                fields = line.rstrip('\n').split('\t')
+                if len(fields) == 4 and line.endswith('\n') and fields[3].isdigit():
+                    records[fields[0]] = (fields[1], fields[2], int(fields[3]))
+    return records
+
+
+def list_patterns(root: str) -> list:
+    """Relative paths '<Dataset>/<name>.PICKLE' of every finished pattern under root, sorted."""
+    found = []
+    with os.scandir(root) as entries:
+        for folder in entries:
+            if not folder.is_dir() or folder.name.startswith('.'):
+                continue
+            with os.scandir(folder.path) as files:
+                found.extend(f'{folder.name}/{entry.name}' for entry in files if entry.name.endswith(PATTERN_SUFFIX))
+    return sorted(found)
+
+
+def build_metadata(root: str, sound_hp, metadata_file: str = 'METADATA.PICKLE', log=print) -> dict:
+    """Build <root>/<metadata_file> from the patterns on disk, in the seed's layout.
+
+    Facts come from the write records; a pattern without a record (made by the seed or another
+    tool) is opened once. Unreadable patterns are reported and left out. Returns the metadata.
+    """
+    records = read_records(root) if os.path.isdir(os.path.join(root, RECORDS_FOLDER)) else {}
+    files = list_patterns(root)
+    unrecorded = [file for file in files if file not in records]
+    unreadable = 0
+    for file in tqdm(unrecorded, desc='Scanning unrecorded patterns', unit='file', disable=not unrecorded):
+        try:
+            pattern = load_pickle(os.path.join(root, file))
+            records[file] = (pattern['Dataset'], pattern['Speaker'], int(pattern['Mel'].shape[0]))
+        except (pickle.UnpicklingError, KeyError, TypeError, AttributeError, IndexError) as error:
+            log(f'{os.path.join(root, file)}: skipped in metadata: {error}')
+            unreadable += 1
+    metadata = {key: getattr(sound_hp, key) for key in SOUND_KEYS}
+    metadata.update({'File_List': [], 'Mel_Length_Dict': {}, 'Dataset_Dict': {}, 'Speaker_Dict': {},
+                     'File_List_by_Speaker_Dict': defaultdict(list)})
+    for file in files:
+        if file not in records:
+            continue
+        dataset, speaker, frames = records[file]
+        metadata['File_List'].append(file)
+        metadata['Mel_Length_Dict'][file] = frames
+        metadata['Dataset_Dict'][file] = dataset
+        metadata['Speaker_Dict'][file] = speaker
+        metadata['File_List_by_Speaker_Dict'][(dataset, speaker)].append(file)
+    metadata['File_List_by_Speaker_Dict'] = dict(metadata['File_List_by_Speaker_Dict'])
+    write_atomically(os.path.join(root, metadata_file), pickle.dumps(metadata, protocol=PICKLE_PROTOCOL))
+    log(f'{os.path.join(root, metadata_file)}: {len(metadata["File_List"])} patterns of '
+        f'{len(metadata["File_List_by_Speaker_Dict"])} speakers'
+        + (f' ({unreadable} unreadable patterns left out)' if unreadable else ''))
+    return metadata
+
+
+class MetadataError(ValueError):
+    """The metadata file is missing, unreadable or made with other sound settings."""
+
+
+def load_metadata(root: str, metadata_file: str, sound_hp=None) -> dict:
+    """Read <root>/<metadata_file>; with sound_hp, check it was made with the same sound settings."""
+    path = os.path.join(root, metadata_file)
+    if not os.path.isfile(path):
+        raise MetadataError(f'{path}: no metadata file. Generate patterns with Pattern_Generate.py, '
+                            f'or rebuild the metadata with: python Pattern_Generate.py --metadata')
+    try:
+        metadata = load_pickle(path)
+    except pickle.UnpicklingError as error:
+        raise MetadataError(f'{error}. Rebuild it with: python Pattern_Generate.py --metadata') from None
+    if sound_hp is not None:
+        for key in SOUND_KEYS:
+            if key in metadata and metadata[key] != getattr(sound_hp, key):
+                raise MetadataError(f'{path}: patterns were made with Sound.{key} = {metadata[key]}, '
+                                    f'the hyper-parameter file says {getattr(sound_hp, key)}; '
+                                    f'regenerate the patterns or use the matching file')
+    return metadata
