@@ -1,0 +1,285 @@
+"""Corpora on disk -> mel pattern pickles + METADATA.PICKLE (SPEC sections 1, 2 and 6).
+
+    python Pattern_Generate.py -vctk /data/VCTK-Corpus -libri /data/LibriTTS -vc1t /data/vox1_test
+    python Pattern_Generate.py -vc2 /data/vox2 --shard 3/8     # one of 8 machines
+    python Pattern_Generate.py --metadata                      # merge what the shards wrote
+
+Training corpora go to Train.Train_Pattern.Path/<Dataset>/, the VoxCeleb1 test set (-vc1t) to
+Train.Eval_Pattern.Path/<Dataset>/. A rerun skips finished patterns.
+"""
+import argparse
+import glob
+import multiprocessing
+import os
+import re
+import shutil
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+import Audio
+import Patterns
+from Hyper_Parameters import HyperParameterError, load_hyper_parameters
+
+AUDIO_EXTENSIONS = ('.wav', '.flac', '.m4a')
+VCTK_MIC = re.compile(r'^(?P<stem>.+)_(?P<mic>mic\d)$')
+CMU_ARCTIC_FOLDER = re.compile(r'^cmu_us_(?P<speaker>[^_]+)_arctic$', re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One audio file and where its pattern goes."""
+    audio_path: str
+    dataset: str       # VCTK, VC1, VC2, Libri, CMUA
+    speaker: str
+    pattern_file: str  # relative to root: <Dataset>/<name>.PICKLE
+    root: str          # the pattern root (train or eval)
+
+
+def audio_files(root: str):
+    """Every audio file below root, sorted (os.scandir recursion: cheap at a million files)."""
+    found = []
+    stack = [root]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=True):
+                    stack.append(entry.path)
+                elif entry.name.lower().endswith(AUDIO_EXTENSIONS):
+                    found.append(entry.path)
+    return sorted(found)
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _parts(path: str) -> list:
+    return os.path.normpath(path).split(os.sep)
+
+
+def vctk_speaker(path: str, mic: str = 'mic1'):
+    """(speaker, stem) of wav48/p225/p225_001.wav or wav48_silence_trimmed/p225/p225_001_mic1.flac;
+    None for the other microphone of VCTK 0.92."""
+    stem = _stem(path)
+    match = VCTK_MIC.match(stem)
+    if match:
+        if match['mic'] != mic:
+            return None
+        stem = match['stem']
+    return _parts(path)[-2], stem
+
+
+def libri_speaker(path: str):
+    """<subset>/<speaker>/<chapter>/<file> -> (speaker, stem)."""
+    return _parts(path)[-3], _stem(path)
+
+
+def cmu_arctic_speaker(path: str):
+    """cmu_us_<spk>_arctic/wav/arctic_a0001.wav -> (spk, stem); None outside such a folder."""
+    for part in reversed(_parts(path)[:-1]):
+        match = CMU_ARCTIC_FOLDER.match(part)
+        if match:
+            return match['speaker'], _stem(path)
+    return None
+
+
+def voxceleb_speaker(path: str):
+    """.../id10001/<video>/00001.wav -> (id10001, stem, video)."""
+    parts = _parts(path)
+    return parts[-3], _stem(path), parts[-2]
+
+
+CORPORA = {   # flag: (dataset tag, speaker rule, eval set?)
+    'vctk': ('VCTK', vctk_speaker, False),
+    'vc1': ('VC1', voxceleb_speaker, False),
+    'vc2': ('VC2', voxceleb_speaker, False),
+    'libri': ('Libri', libri_speaker, False),
+    'cmua': ('CMUA', cmu_arctic_speaker, False),
+    'vc1t': ('VC1', voxceleb_speaker, True),
+}
+
+
+def corpus_jobs(flag: str, corpus_root: str, hp, vctk_mic: str = 'mic1') -> list:
+    """The jobs of one corpus flag, in a stable order."""
+    dataset, speaker_rule, is_eval = CORPORA[flag]
+    root = hp.Train.Eval_Pattern.Path if is_eval else hp.Train.Train_Pattern.Path
+    jobs = []
+    for path in audio_files(corpus_root):
+        identity = speaker_rule(path, vctk_mic) if flag == 'vctk' else speaker_rule(path)
+        if identity is None:
+            continue
+        speaker, stem, *video = identity
+        name = Patterns.pattern_name(dataset, speaker, stem, video[0] if video else None)
+        jobs.append(Job(path, dataset, speaker.upper(), f'{dataset}/{name}', root))
+    return jobs
+
+
+def parse_shard(text: str) -> tuple:
+    """'K/N' with 0 <= K < N -> (K, N)."""
+    match = re.fullmatch(r'(\d+)/(\d+)', text or '')
+    if not match or not 0 <= int(match[1]) < int(match[2]):
+        raise argparse.ArgumentTypeError(f'--shard takes K/N with 0 <= K < N (e.g. 0/4 ... 3/4), not {text!r}')
+    return int(match[1]), int(match[2])
+
+
+# Worker state: set once per process by _start_worker.
+_worker = {}
+
+
+def _start_worker(hp) -> None:
+    _worker['hp'] = hp
+    _worker['records'] = {}
+    _worker['limits'] = threadpool_limits(1)   # one BLAS thread per process: processes give the parallelism
+
+
+def make_pattern(job: Job) -> tuple:
+    """Compute and write one pattern. Returns (job, 'done', frames) or (job, 'rejected', reason)."""
+    hp = _worker['hp']
+    try:
+        top_db = getattr(hp.Sound.Trim_Top_dB, job.dataset)
+        mel = Audio.mel_from_file(job.audio_path, hp.Sound, top_db, hp.Sound.Min_Frames)
+    except Audio.AudioRejected as error:
+        return job, 'rejected', str(error)
+    except Exception as error:   # a decoder crash on one odd file must not stop a million-file run
+        return job, 'rejected', f'unreadable: {type(error).__name__}: {error}'
+    Patterns.write_atomically(os.path.join(job.root, job.pattern_file),
+                              Patterns.pattern_bytes(mel, job.speaker, job.dataset))
+    if job.root not in _worker['records']:
+        _worker['records'][job.root] = Patterns.RecordWriter(job.root)
+    _worker['records'][job.root].add(job.pattern_file, job.dataset, job.speaker, mel.shape[0])
+    return job, 'done', mel.shape[0]
+
+
+def remove_temporaries(root: str, log=print) -> None:
+    """Delete half-written patterns (<name>.PICKLE.tmp-<pid>) that a killed run left behind."""
+    stale = glob.glob(os.path.join(root, '*', '*' + Patterns.PATTERN_SUFFIX + '.tmp-*'))
+    for path in stale:
+        os.remove(path)
+    if stale:
+        log(f'{root}: removed {len(stale)} half-written patterns left by an interrupted run')
+
+
+def generate(jobs: list, hp, workers: int, clean_temporaries: bool = True, log=print) -> Counter:
+    """Write the patterns of jobs not yet done; returns counts: generated, skipped, rejected:<reason>.
+
+    clean_temporaries: delete what an interrupted run half-wrote (not while other shards run).
+    """
+    counts = Counter()
+    roots = sorted({job.root for job in jobs})
+    done = set()
+    for root in roots:
+        for dataset in {job.dataset for job in jobs if job.root == root}:
+            os.makedirs(os.path.join(root, dataset), exist_ok=True)
+        done.update((root, file) for file in Patterns.list_patterns(root))
+    if clean_temporaries:
+        for root in roots:
+            remove_temporaries(root, log)
+    todo = [job for job in jobs if (job.root, job.pattern_file) not in done]
+    counts['skipped (already done)'] = len(jobs) - len(todo)
+
+    if shutil.which('ffmpeg') is None:
+        compressed = [job for job in todo if job.audio_path.lower().endswith('.m4a')]
+        if compressed:
+            log(f'ffmpeg is not installed: {len(compressed)} .m4a files cannot be decoded and are skipped '
+                f'(install it, e.g. apt-get install ffmpeg, and run again)')
+            counts['rejected: needs ffmpeg'] = len(compressed)
+            todo = [job for job in todo if not job.audio_path.lower().endswith('.m4a')]
+
+    progress = tqdm(total=len(todo), desc='Patterns', unit='file', smoothing=0.05)
+    pool = None
+    if workers <= 1:
+        _start_worker(hp)
+        results = map(make_pattern, todo)
+    else:
+        context = multiprocessing.get_context('fork' if sys.platform.startswith('linux') else 'spawn')
+        pool = context.Pool(workers, initializer=_start_worker, initargs=(hp,))
+        results = pool.imap_unordered(make_pattern, todo, chunksize=8)
+    try:
+        for job, status, detail in results:
+            progress.update()
+            if status == 'done':
+                counts['generated'] += 1
+            else:
+                counts[f'rejected: {detail.split(":")[0]}'] += 1
+                progress.write(f'{job.audio_path}: {detail}')
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
+        raise
+    finally:
+        progress.close()
+        if pool is not None:
+            pool.close()
+            pool.join()
+        for writer in _worker.pop('records', {}).values():
+            writer.close()
+    return counts
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description='Audio corpora -> mel pattern pickles and METADATA.PICKLE.')
+    parser.add_argument('-hp', '--hyper_parameters', default='Hyper_Parameter.yaml', help='hyper-parameter YAML')
+    parser.add_argument('-vctk', help='VCTK root (0.80 wav48/ or 0.92 wav48_silence_trimmed/)')
+    parser.add_argument('-vc1', help='VoxCeleb1 root (wav/id10001/<video>/00001.wav)')
+    parser.add_argument('-vc2', help='VoxCeleb2 root (aac/ or dev/aac/id00012/<video>/00001.m4a)')
+    parser.add_argument('-libri', help='LibriTTS root (<subset>/<speaker>/<chapter>/*.wav)')
+    parser.add_argument('-cmua', help='CMU Arctic root (cmu_us_<spk>_arctic/wav/*.wav)')
+    parser.add_argument('-vc1t', help='VoxCeleb1 test set root: evaluation patterns')
+    parser.add_argument('-mw', '--max_workers', type=int, default=os.cpu_count(), help='worker processes (default: all cores)')
+    parser.add_argument('--shard', type=parse_shard, help='K/N: do only the K-th of N parts (0-based); merge later with --metadata')
+    parser.add_argument('--metadata', action='store_true', help='only (re)build METADATA.PICKLE from the patterns on disk')
+    parser.add_argument('--vctk_mic', default='mic1', help='VCTK 0.92 microphone to take (default mic1)')
+    args = parser.parse_args(argv)
+
+    try:
+        hp = load_hyper_parameters(args.hyper_parameters)
+    except HyperParameterError as error:
+        print(error, file=sys.stderr)
+        return 2
+    given = {flag: getattr(args, flag) for flag in CORPORA if getattr(args, flag)}
+    if not given and not args.metadata:
+        parser.error('name at least one corpus (-vctk, -vc1, -vc2, -libri, -cmua, -vc1t) or --metadata')
+    for flag, path in given.items():
+        if not os.path.isdir(path):
+            print(f'-{flag} {path}: no such folder', file=sys.stderr)
+            return 2
+
+    started = time.time()
+    jobs = []
+    for flag, path in given.items():
+        corpus = corpus_jobs(flag, path, hp, args.vctk_mic)
+        print(f'-{flag} {path}: {len(corpus)} audio files of {len({job.speaker for job in corpus})} speakers')
+        jobs.extend(corpus)
+    if args.shard:
+        shard, shards = args.shard
+        jobs = jobs[shard::shards]
+        print(f'shard {shard}/{shards}: {len(jobs)} files')
+    if jobs:
+        counts = generate(jobs, hp, args.max_workers, clean_temporaries=not args.shard)
+        elapsed = time.time() - started
+        print(f'{counts["generated"]} generated, {counts["skipped (already done)"]} skipped (already done), '
+              f'{sum(value for key, value in counts.items() if key.startswith("rejected"))} rejected '
+              f'in {elapsed:.1f} s ({counts["generated"] / max(elapsed, 1e-9):.1f} files/s)')
+        for key in sorted(key for key in counts if key.startswith('rejected') and counts[key]):
+            print(f'  {key}: {counts[key]}')
+
+    if args.shard and not args.metadata:
+        print(f'shard done; when every shard has finished, merge with: python Pattern_Generate.py -hp {args.hyper_parameters} --metadata')
+        return 0
+    roots = sorted({job.root for job in jobs}) if given else [hp.Train.Train_Pattern.Path, hp.Train.Eval_Pattern.Path]
+    for root, metadata_file in ((hp.Train.Train_Pattern.Path, hp.Train.Train_Pattern.Metadata_File),
+                                (hp.Train.Eval_Pattern.Path, hp.Train.Eval_Pattern.Metadata_File)):
+        if root in roots and os.path.isdir(root):
+            if args.metadata:
+                remove_temporaries(root)
+            Patterns.build_metadata(root, hp.Sound, metadata_file)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

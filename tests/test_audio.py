@@ -1,0 +1,65 @@
+"""The mel recipe (Audio.py) against an independent librosa transcription of the seed's."""
+import librosa
+import numpy as np
+import pytest
+
+import Audio
+from Hyper_Parameters import load_hyper_parameters
+from corpora import voice, write
+from seed_recipe import seed_mel
+
+SOUND = load_hyper_parameters('Hyper_Parameter.yaml').Sound
+
+
+@pytest.mark.parametrize('rate, subtype, channels', [
+    (48000, 'PCM_16', 1), (44100, 'PCM_24', 2), (22050, 'PCM_32', 1), (16000, 'FLOAT', 1),
+    (8000, 'PCM_U8', 1), (24000, 'PCM_16', 2)])
+@pytest.mark.parametrize('top_db', [15, 23, 60])
+def test_recipe_matches_the_seed(tmp_path, rate, subtype, channels, top_db):
+    samples = voice(2, 3, rate=rate)
+    if channels == 2:
+        samples = np.stack([samples, 0.5 * voice(3, 1, rate=rate)], axis=1)
+    path = write(str(tmp_path / 'utterance.wav'), samples, rate, subtype)
+    expected = seed_mel(path, top_db)
+    mel = Audio.mel_from_file(path, SOUND, top_db)
+    assert mel.dtype == np.float32 and mel.shape == expected.shape and mel.shape[1] == 80
+    assert np.abs(mel - expected).max() < 1e-3
+    # the edge frames (reflect padding) too
+    assert np.abs(mel[[0, 1, -2, -1]] - expected[[0, 1, -2, -1]]).max() < 1e-3
+
+
+def test_trim_equals_librosa():
+    rng = np.random.default_rng(0)
+    for length in (100, 1000, 16001):
+        signal = rng.standard_normal(length) * np.linspace(0, 1, length) ** 4
+        for top_db in (10, 23, 60):
+            expected = librosa.effects.trim(signal, top_db=top_db, frame_length=32, hop_length=16)[0]
+            np.testing.assert_array_equal(Audio.trim_silence(signal, top_db), expected)
+
+
+def test_stft_magnitude_equals_librosa_reflect():
+    signal = np.random.default_rng(1).standard_normal(5000)
+    expected = np.abs(librosa.stft(signal, n_fft=2048, hop_length=256, win_length=1024, pad_mode='reflect')).T
+    np.testing.assert_allclose(Audio.magnitude_spectrogram(signal, 2048, 1024, 256), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_rejections_say_why(tmp_path):
+    empty = write(str(tmp_path / 'empty.wav'), np.zeros(0, np.float32), 16000)
+    silent = write(str(tmp_path / 'silent.wav'), np.zeros(16000, np.float32), 16000)
+    garbage = tmp_path / 'garbage.wav'
+    garbage.write_bytes(b'RIFF not really a wave file')
+    short = write(str(tmp_path / 'short.wav'), voice(0, 0, seconds=0.2), 16000)
+    for path, reason in ((empty, 'empty'), (silent, 'silent'), (str(garbage), 'unreadable'), (short, 'too short')):
+        with pytest.raises(Audio.AudioRejected) as error:
+            Audio.mel_from_file(path, SOUND, 15, min_frames=64)
+        assert str(error.value).startswith(reason)
+    assert Audio.mel_from_file(short, SOUND, 15).shape[0] < 64   # kept when no minimum is asked for
+
+
+def test_m4a_decodes_like_its_wav(tmp_path):
+    from corpora import has_ffmpeg, voxceleb
+    if not has_ffmpeg():
+        pytest.skip('ffmpeg not installed')
+    root = voxceleb(str(tmp_path), ids=(10001,), videos=('abc',), utterances=1, extension='m4a')
+    mel = Audio.mel_from_file(f'{root}/aac/id10001/abc/00001.m4a', SOUND, 23)
+    assert mel.shape[1] == 80 and mel.shape[0] > 64

@@ -1,0 +1,174 @@
+"""Pattern_Generate.py on tiny corpora in each real layout."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import corpora
+import Pattern_Generate
+import Patterns
+from Hyper_Parameters import load_hyper_parameters, save_hyper_parameters
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def hp_file(tmp_path):
+    hp = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml'))
+    hp.Train.Train_Pattern.Path = str(tmp_path / 'patterns' / 'train')
+    hp.Train.Eval_Pattern.Path = str(tmp_path / 'patterns' / 'eval')
+    path = str(tmp_path / 'hp.yaml')
+    save_hyper_parameters(hp, path)
+    return path
+
+
+def run(hp_file, *arguments):
+    assert Pattern_Generate.main(['-hp', hp_file, '-mw', '1', *arguments]) == 0
+    return load_hyper_parameters(hp_file)
+
+
+def metadata_of(root):
+    return Patterns.load_metadata(root, 'METADATA.PICKLE')
+
+
+def assert_consistent(root):
+    """The metadata lists exactly the patterns on disk, with their true lengths and labels."""
+    metadata = metadata_of(root)
+    assert metadata['File_List'] == Patterns.list_patterns(root)
+    for file in metadata['File_List']:
+        pattern = Patterns.load_pickle(os.path.join(root, file))
+        assert pattern['Mel'].shape == (metadata['Mel_Length_Dict'][file], 80)
+        assert pattern['Speaker'] == metadata['Speaker_Dict'][file]
+        assert pattern['Dataset'] == metadata['Dataset_Dict'][file]
+    return metadata
+
+
+@pytest.mark.parametrize('flag, build, dataset, expected', [
+    ('-vctk', corpora.vctk_080, 'VCTK', {('VCTK', 'P225'): 3, ('VCTK', 'P226'): 3}),
+    ('-vctk', corpora.vctk_092, 'VCTK', {('VCTK', 'P225'): 3, ('VCTK', 'P226'): 3}),
+    ('-libri', corpora.libritts, 'Libri', {('Libri', '19'): 3, ('Libri', '26'): 3}),
+    ('-cmua', corpora.cmu_arctic, 'CMUA', {('CMUA', 'BDL'): 3, ('CMUA', 'SLT'): 3}),
+    ('-vc1', corpora.voxceleb, 'VC1', {('VC1', 'ID10001'): 4, ('VC1', 'ID10002'): 4}),
+])
+def test_each_layout(tmp_path, hp_file, flag, build, dataset, expected):
+    hp = run(hp_file, flag, build(str(tmp_path / 'corpus')))
+    metadata = assert_consistent(hp.Train.Train_Pattern.Path)
+    assert {key: len(files) for key, files in metadata['File_List_by_Speaker_Dict'].items()} == expected
+    assert all(file.startswith(f'{dataset}/{dataset}.') for file in metadata['File_List'])
+    assert not os.path.exists(hp.Train.Eval_Pattern.Path)
+
+
+def test_names_follow_the_seed(tmp_path, hp_file):
+    hp = run(hp_file, '-vctk', corpora.vctk_092(str(tmp_path / 'vctk'), speakers=(225,), utterances=1),
+             '-vc1', corpora.voxceleb(str(tmp_path / 'vox'), ids=(10001,), videos=('1zcIwhmdeo4',), utterances=1))
+    # mic1 only, one pattern per utterance; VoxCeleb's video folder kept as a tag
+    assert Patterns.list_patterns(hp.Train.Train_Pattern.Path) == [
+        'VC1/VC1.ID10001.1zcIwhmdeo4.00001.PICKLE', 'VCTK/VCTK.P225.p225_001.PICKLE']
+
+
+def test_voxceleb1_test_set_alone_goes_to_eval(tmp_path, hp_file):
+    hp = run(hp_file, '-vc1t', corpora.voxceleb(str(tmp_path / 'vox1_test'), ids=(10270, 10271)))
+    metadata = assert_consistent(hp.Train.Eval_Pattern.Path)
+    assert set(metadata['File_List_by_Speaker_Dict']) == {('VC1', 'ID10270'), ('VC1', 'ID10271')}
+    assert not os.path.exists(hp.Train.Train_Pattern.Path)
+
+
+@pytest.mark.skipif(not corpora.has_ffmpeg(), reason='ffmpeg not installed')
+def test_voxceleb2_m4a_under_dev(tmp_path, hp_file):
+    corpus = corpora.voxceleb(str(tmp_path / 'vox2' / 'dev'), ids=(12, 13), videos=('abc',), extension='m4a')
+    hp = run(hp_file, '-vc2', str(tmp_path / 'vox2'))
+    metadata = assert_consistent(hp.Train.Train_Pattern.Path)
+    assert set(metadata['File_List_by_Speaker_Dict']) == {('VC2', 'ID12'), ('VC2', 'ID13')} and corpus
+
+
+def test_missing_ffmpeg_is_said_once(tmp_path, hp_file, monkeypatch, capsys):
+    root = tmp_path / 'vox2' / 'aac' / 'id00012' / 'abc'
+    root.mkdir(parents=True)
+    for index in range(3):
+        (root / f'{index:05d}.m4a').write_bytes(b'not decoded')
+    monkeypatch.setattr(Pattern_Generate.shutil, 'which', lambda name: None)
+    run(hp_file, '-vc2', str(tmp_path / 'vox2'))
+    output = capsys.readouterr()
+    text = output.out + output.err
+    assert text.count('ffmpeg is not installed') == 1 and '3 .m4a files' in text
+    assert 'rejected: needs ffmpeg: 3' in text
+
+
+def test_bad_inputs_are_named_counted_and_skipped(tmp_path, hp_file, capsys):
+    corpus = corpora.vctk_080(str(tmp_path / 'vctk'), speakers=(225,), utterances=2)
+    folder = f'{corpus}/wav48/p225'
+    corpora.write(f'{folder}/p225_101.wav', np.zeros(0, np.float32), 48000)
+    corpora.write(f'{folder}/p225_102.wav', np.zeros(48000, np.float32), 48000)
+    corpora.write(f'{folder}/p225_103.wav', corpora.voice(0, 1, seconds=0.3, rate=48000), 48000)
+    with open(f'{folder}/p225_104.wav', 'wb') as stream:
+        stream.write(b'RIFF....WAVEfmt garbage')
+    hp = run(hp_file, '-vctk', corpus)
+    output = capsys.readouterr()
+    text = output.out + output.err
+    for name, reason in (('p225_101', 'empty'), ('p225_102', 'silent'), ('p225_103', 'too short'), ('p225_104', 'unreadable')):
+        lines = [line for line in text.splitlines() if f'{name}.wav:' in line]
+        assert len(lines) == 1 and f'{name}.wav: {reason}' in lines[0]
+    assert '2 generated, 0 skipped (already done), 4 rejected' in text
+    for reason in ('empty', 'silent', 'too short', 'unreadable'):
+        assert f'rejected: {reason}: 1' in text
+    assert len(assert_consistent(hp.Train.Train_Pattern.Path)['File_List']) == 2
+
+
+def test_rerun_skips_finished_files(tmp_path, hp_file, capsys):
+    corpus = corpora.cmu_arctic(str(tmp_path / 'cmu'))
+    hp = run(hp_file, '-cmua', corpus)
+    first = metadata_of(hp.Train.Train_Pattern.Path)
+    os.remove(os.path.join(hp.Train.Train_Pattern.Path, first['File_List'][0]))
+    capsys.readouterr()
+    run(hp_file, '-cmua', corpus)
+    assert '1 generated, 5 skipped (already done), 0 rejected' in capsys.readouterr().out
+    assert assert_consistent(hp.Train.Train_Pattern.Path) == first
+
+
+def test_shards_split_without_overlap_and_merge(tmp_path, hp_file):
+    corpus = corpora.libritts(str(tmp_path / 'libri'), speakers=(19, 26, 27), utterances=3)
+    hp = run(hp_file, '-libri', corpus, '--shard', '0/2')
+    root = hp.Train.Train_Pattern.Path
+    first = set(Patterns.list_patterns(root))
+    assert not os.path.exists(os.path.join(root, 'METADATA.PICKLE'))
+    run(hp_file, '-libri', corpus, '--shard', '1/2')
+    both = set(Patterns.list_patterns(root))
+    assert len(first) == 5 and len(both) == 9
+    run(hp_file, '--metadata')
+    assert len(assert_consistent(root)['File_List']) == 9
+    with pytest.raises(SystemExit):
+        Pattern_Generate.main(['-hp', hp_file, '-libri', corpus, '--shard', '2/2'])
+
+
+def test_a_killed_run_leaves_no_broken_pattern_and_resumes(tmp_path, hp_file):
+    corpus = corpora.vctk_080(str(tmp_path / 'vctk'), speakers=tuple(range(225, 233)), utterances=10)
+    hp = load_hyper_parameters(hp_file)
+    root = hp.Train.Train_Pattern.Path
+    command = [sys.executable, os.path.join(ROOT, 'Pattern_Generate.py'), '-hp', hp_file, '-vctk', corpus, '-mw', '2']
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(Patterns.list_patterns(root) if os.path.isdir(f'{root}/VCTK') else []) < 10:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = Patterns.list_patterns(root)
+    assert 10 <= len(finished) < 80
+    for file in finished:   # every finished name is a whole pattern
+        assert Patterns.load_pickle(os.path.join(root, file))['Mel'].shape[1] == 80
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f'{80 - len(finished)} generated, {len(finished)} skipped (already done), 0 rejected' in result.stdout
+    metadata = assert_consistent(root)
+    assert len(metadata['File_List']) == 80 and len(metadata['File_List_by_Speaker_Dict']) == 8
+    assert not [name for name in os.listdir(f'{root}/VCTK') if '.tmp-' in name]
+
+
+def test_no_corpus_is_an_error(hp_file, capsys):
+    with pytest.raises(SystemExit):
+        Pattern_Generate.main(['-hp', hp_file])
+    assert 'name at least one corpus' in capsys.readouterr().err
