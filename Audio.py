@@ -103,11 +103,31 @@ def trim_silence(signal: np.ndarray, top_db: float,
     return signal[start:end]
 
 
+def _hz_to_mel(frequencies: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale: linear below 1 kHz, logarithmic above."""
+    frequencies = np.asarray(frequencies, dtype=np.float64)
+    linear = frequencies / (200.0 / 3)
+    logarithmic = 15.0 + np.log(np.maximum(frequencies, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(frequencies >= 1000.0, logarithmic, linear)
+
+
+def _mel_to_hz(mels: np.ndarray) -> np.ndarray:
+    linear = mels * (200.0 / 3)
+    logarithmic = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mels - 15.0))
+    return np.where(mels >= 15.0, logarithmic, linear)
+
+
 @functools.lru_cache(maxsize=8)
 def mel_basis(sample_rate: int, n_fft: int, mel_dim: int) -> np.ndarray:
-    """Slaney mel filterbank [mel_dim, n_fft // 2 + 1], 0 Hz to sample_rate / 2 (librosa's default)."""
-    import librosa   # imported here: only the filterbank needs it, once per process
-    return librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=mel_dim).astype(np.float32)
+    """Slaney-normalised mel filterbank [mel_dim, n_fft // 2 + 1], 0 Hz to sample_rate / 2:
+    librosa.filters.mel's default, computed here so that workers need not import librosa."""
+    bin_frequencies = np.linspace(0, sample_rate / 2, 1 + n_fft // 2)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), mel_dim + 2))   # [mel_dim + 2]
+    ramps = edges[:, None] - bin_frequencies[None, :]
+    rising = -ramps[:-2] / np.diff(edges)[:-1, None]
+    falling = ramps[2:] / np.diff(edges)[1:, None]
+    weights = np.maximum(0, np.minimum(rising, falling)) * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+    return weights.astype(np.float32)
 
 
 @functools.lru_cache(maxsize=8)

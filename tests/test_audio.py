@@ -63,3 +63,9 @@ def test_m4a_decodes_like_its_wav(tmp_path):
     root = voxceleb(str(tmp_path), ids=(10001,), videos=('abc',), utterances=1, extension='m4a')
     mel = Audio.mel_from_file(f'{root}/aac/id10001/abc/00001.m4a', SOUND, 23)
     assert mel.shape[1] == 80 and mel.shape[0] > 64
+
+
+@pytest.mark.parametrize('sample_rate, n_fft, mel_dim', [(16000, 2048, 80), (22050, 1024, 80), (24000, 2048, 128)])
+def test_mel_filterbank_equals_librosa(sample_rate, n_fft, mel_dim):
+    expected = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=mel_dim)
+    np.testing.assert_allclose(Audio.mel_basis(sample_rate, n_fft, mel_dim), expected, rtol=1e-5, atol=1e-8)
