@@ -19,6 +19,7 @@ the windows of many files go through the encoder together, and an utterance's em
 L2-normalised mean of its windows' raw embeddings, as in the seed.
 """
 import argparse
+import copy
 import functools
 import json
 import os
@@ -186,13 +187,20 @@ class SpeakerEncoder:
         device: a torch device for the encoder; decoding always runs on the CPU.
         batch_size: utterances per encoder call in `embed_files`.
         workers: processes decoding audio ahead of the encoder in `embed_files` (0: in-process).
+        precision: 'float32' (exact), or 'bfloat16' for the encoder's weights and activations:
+            several times faster on GPUs and on CPUs with AVX512-BF16/AMX (much slower on others),
+            embeddings within a cosine of about 0.99999 of float32's.
     """
 
     def __init__(self, model: Encoder, hp, slices: str = 'multi', device='cpu', batch_size: int = 64,
-                 workers: int = None):
+                 workers: int = None, precision: str = 'float32'):
         if slices not in SLICE_MODES:
             raise ValueError(f'slices must be one of {SLICE_MODES}, not {slices!r}')
-        self.model = model.to(device)
+        if precision not in PRECISIONS:
+            raise ValueError(f'precision must be one of {tuple(PRECISIONS)}, not {precision!r}')
+        self.dtype = PRECISIONS[precision]
+        # a bfloat16 copy: the caller's model (Train.py's, say) stays as it is
+        self.model = (copy.deepcopy(model) if self.dtype != torch.float32 else model).to(device, self.dtype)
         self.hp = hp
         self.slices = slices
         self.device = torch.device(device)
@@ -214,11 +222,12 @@ class SpeakerEncoder:
         counts: windows per utterance. Returns float32 [len(counts), Embedding_Size], unit rows.
         """
         counts = torch.as_tensor(np.asarray(counts), dtype=torch.long)
-        mels = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).to(self.device)
+        mels = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).to(self.device, self.dtype)
         mels = mels.transpose(1, 2)                                    # [windows, mel, frames]
+        # On a CPU, chunks of windows keep the LSTM's working set in cache (faster than one big call).
+        chunk = WINDOW_CHUNK if self.device.type == 'cpu' else len(mels)
         with torch.inference_mode():
-            # Chunks of windows keep the LSTM's working set in cache (faster than one big call).
-            raw = torch.cat([self.model(chunk) for chunk in mels.split(WINDOW_CHUNK)])   # [windows, E]
+            raw = torch.cat([self.model(part).float() for part in mels.split(chunk)])   # [windows, E]
             owner = torch.repeat_interleave(torch.arange(len(counts), device=self.device), counts.to(self.device))
             sums = torch.zeros(len(counts), raw.shape[1], device=self.device).index_add_(0, owner, raw)
             means = sums / counts.to(self.device, raw.dtype)[:, None]
@@ -303,7 +312,8 @@ class SpeakerEncoder:
         return normalise(np.mean(vectors, axis=0))
 
 
-WINDOW_CHUNK = 128    # windows per encoder call
+WINDOW_CHUNK = 128    # windows per encoder call on a CPU
+PRECISIONS = {'float32': torch.float32, 'bfloat16': torch.bfloat16}
 
 
 def default_workers() -> int:
@@ -585,7 +595,7 @@ def export_encoder(model: Encoder, hp, frames: int, torchscript: str = None, onn
     example = torch.randn(2, hp.Sound.Mel_Dim, frames)
     check = torch.randn(5, hp.Sound.Mel_Dim, frames + 7)          # another batch and length than traced
     with torch.inference_mode():
-        expected = model(check).numpy()
+        expected = model(check).float().numpy()
     lines = []
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')          # torch marks torch.jit and the legacy ONNX exporter deprecated
@@ -640,6 +650,8 @@ def parse_arguments(argv=None):
     parser.add_argument('--batch', type=int, default=64, help='utterances per encoder call (default 64)')
     parser.add_argument('--workers', type=int, default=None, help=f'audio decoding processes (default {default_workers()} here: cores - 1)')
     parser.add_argument('--threads', type=int, default=None, help='torch threads for the encoder (default: cores - workers, at least 1)')
+    parser.add_argument('--precision', choices=tuple(PRECISIONS), default='float32',
+                        help='bfloat16: a faster encoder on GPUs and CPUs with AVX512-BF16/AMX, embeddings within cosine ~0.99999 (default float32)')
     parser.add_argument('--device', default=None, help="cpu, cuda, cuda:1 (default: from the hyper-parameters' Device)")
     parser.add_argument('--export-torchscript', metavar='PATH', help='write the encoder as TorchScript (checked against eager)')
     parser.add_argument('--export-onnx', metavar='PATH', help='write the encoder as ONNX (needs the onnx package; checked with onnxruntime when installed)')
@@ -653,18 +665,18 @@ def run(args) -> None:
     state, steps = load_state_dict(args.checkpoint)
     hp = load_hyper_parameters(hp_path)
     model = build_model(state, hp, args.checkpoint)
+    for line in export_encoder(model, hp, window_length(hp, args.slices), args.export_torchscript, args.export_onnx):
+        print(line)
+    if not (args.input or args.trials):
+        return
     device = select_device(hp, args.device)
-    encoder = SpeakerEncoder(model, hp, args.slices, device, args.batch, args.workers)
+    encoder = SpeakerEncoder(model, hp, args.slices, device, args.batch, args.workers, args.precision)
     # The cores not decoding run the encoder: oversubscribed OpenMP threads slow it down many times.
     torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) - encoder.workers))
     step_text = f'step {steps}' if steps >= 0 else 'step unknown'
-    print(f'{args.checkpoint} ({step_text}), hyper-parameters {hp_path}, {args.slices} slices '
-          f'({encoder.window_length}-frame windows), device {device}, {encoder.workers} decoding workers, {torch.get_num_threads()} encoder threads')
-    for line in export_encoder(model, hp, encoder.window_length, args.export_torchscript, args.export_onnx):
-        print(line)
-    encoder.model.to(device)
-    if not (args.input or args.trials):
-        return
+    print(f'{args.checkpoint} ({step_text}), hyper-parameters {hp_path}; {args.slices} slices '
+          f'({encoder.window_length}-frame windows), {args.precision} on {device}; '
+          f'{encoder.workers} decoding workers, {torch.get_num_threads()} encoder threads')
     os.makedirs(args.output, exist_ok=True)
     trials = read_trials(args.trials) if args.trials else []
     trial_files = {os.path.abspath(os.path.join(args.root, path)): path

@@ -12,8 +12,9 @@ after the model is loaded and warmed up on a few files:
     this project: load_encoder(...).embed_files(paths)  (decoding workers + batched encoder)
     Resemblyzer:  VoiceEncoder().embed_utterance(preprocess_wav(path)) per file, its documented use
 
-Each runs at every torch thread count given (and this project at each worker count); the best
-rate of each is compared. A randomly initialised encoder stands in for a trained one (the speed
+Each runs at every torch thread count given (this project also at each decoding-worker count,
+in float32 and in bfloat16); the best rate of each is reported. float32 (the default, exact) is
+the figure compared with Resemblyzer. A randomly initialised encoder stands in for a trained one (the speed
 does not depend on the weights) unless -c names a checkpoint.
 """
 import argparse
@@ -130,11 +131,11 @@ def corpus(folder: str, files: int) -> tuple[list, str]:
 WARM_UP_FILES = 8
 
 
-def time_project(paths: list, threads: int, workers: int, checkpoint: str) -> float:
+def time_project(paths: list, threads: int, workers: int, precision: str, checkpoint: str) -> float:
     import torch
     torch.set_num_threads(threads)
     from Inference import load_encoder
-    encoder = load_encoder(checkpoint, os.path.join(ROOT, 'Hyper_Parameter.yaml'), workers=workers)
+    encoder = load_encoder(checkpoint, os.path.join(ROOT, 'Hyper_Parameter.yaml'), workers=workers, precision=precision)
     encoder.embed_files(paths[:WARM_UP_FILES])
     started = time.perf_counter()
     embeddings = encoder.embed_files(paths)
@@ -157,10 +158,10 @@ def time_resemblyzer(paths: list, threads: int) -> float:
     return len(paths) / seconds
 
 
-def measure(system: str, paths_file: str, threads: int, workers: int, checkpoint: str) -> float:
+def measure(system: str, paths_file: str, threads: int, checkpoint: str, workers: int = 0, precision: str = 'float32') -> float:
     """Runs one configuration in a fresh Python process; returns utterances/s (nan when it failed)."""
-    command = [sys.executable, os.path.abspath(__file__), '--run', system, '--paths', paths_file,
-               '--run-threads', str(threads), '--run-workers', str(workers), '-c', checkpoint]
+    command = [sys.executable, os.path.abspath(__file__), '--run', system, '--paths', paths_file, '-c', checkpoint,
+               '--run-threads', str(threads), '--run-workers', str(workers), '--run-precision', precision]
     process = subprocess.run(command, capture_output=True, text=True, check=False)
     if process.returncode != 0:
         print(f'  {system} failed: {process.stderr.strip().splitlines()[-1] if process.stderr.strip() else "?"}')
@@ -174,19 +175,23 @@ def main():
     parser.add_argument('--audio', help='folder for the generated audio (kept and reused); default a temporary one')
     parser.add_argument('-c', '--checkpoint', help='a checkpoint of this project (default: a random encoder)')
     parser.add_argument('--threads', type=int, nargs='+', default=[1, 2], help='torch thread counts to try (default 1 2)')
-    parser.add_argument('--workers', type=int, nargs='+', default=None, help='decoding worker counts to try for this project (default 1 and cores - 1)')
+    parser.add_argument('--workers', type=int, nargs='+', default=None, help='decoding worker counts to try for this project (default 1, 2 and cores - 1)')
+    parser.add_argument('--precisions', nargs='+', default=['float32', 'bfloat16'], choices=['float32', 'bfloat16'],
+                        help="this project's encoder precisions to try (default both; float32 is the one compared)")
     parser.add_argument('--repeats', type=int, default=2, help='timed runs per configuration; the best counts')
     parser.add_argument('--skip-resemblyzer', action='store_true')
     parser.add_argument('--run', help=argparse.SUPPRESS)
     parser.add_argument('--paths', help=argparse.SUPPRESS)
     parser.add_argument('--run-threads', type=int, help=argparse.SUPPRESS)
     parser.add_argument('--run-workers', type=int, help=argparse.SUPPRESS)
+    parser.add_argument('--run-precision', help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.run:   # a child process: one configuration
         with open(args.paths, encoding='utf-8') as stream:
             paths = stream.read().split('\n')[:-1]
-        rate = (time_project(paths, args.run_threads, args.run_workers, args.checkpoint) if args.run == 'project'
+        rate = (time_project(paths, args.run_threads, args.run_workers, args.run_precision, args.checkpoint)
+                if args.run == 'project'
                 else time_resemblyzer(paths, args.run_threads))
         print(json.dumps({'rate': rate}))
         return
@@ -212,30 +217,36 @@ def main():
         print(f'{len(paths)} utterances of {kind}, {min(seconds):.1f}-{max(seconds):.1f} s '
               f'(mean {np.mean(seconds):.1f} s); {cores} CPU cores')
 
-        workers = args.workers or sorted({1, max(1, cores - 1)})
+        workers = args.workers or sorted({1, 2, max(1, cores - 1)})
         results = {}
-        for threads in args.threads:
-            for worker_count in workers:
-                rate = max(measure('project', paths_file, threads, worker_count, checkpoint) for _ in range(args.repeats))
-                print(f'  this project: {threads} torch thread(s), {worker_count} decoding worker(s): {rate:.1f} utterances/s')
-                results[('project', threads, worker_count)] = rate
+        for threads in args.threads:       # the systems alternate, so that a busy spell hurts both
+            for precision in args.precisions:
+                for worker_count in workers:
+                    rate = max(measure('project', paths_file, threads, checkpoint, worker_count, precision)
+                               for _ in range(args.repeats))
+                    print(f'  this project, {precision}: {threads} torch thread(s), {worker_count} decoding '
+                          f'worker(s): {rate:.1f} utterances/s')
+                    results[('project', precision, threads, worker_count)] = rate
             if not args.skip_resemblyzer:
-                rate = max(measure('resemblyzer', paths_file, threads, 0, checkpoint) for _ in range(args.repeats))
-                print(f'  Resemblyzer:  {threads} torch thread(s): {rate:.1f} utterances/s')
-                results[('resemblyzer', threads, 0)] = rate
+                rate = max(measure('resemblyzer', paths_file, threads, checkpoint) for _ in range(args.repeats))
+                print(f'  Resemblyzer: {threads} torch thread(s): {rate:.1f} utterances/s')
+                results[('resemblyzer', 'float32', threads, 0)] = rate
 
-    def best(system):
-        rates = {key: rate for key, rate in results.items() if key[0] == system and rate == rate}
+    def best(system, precision):
+        rates = {key: rate for key, rate in results.items() if key[:2] == (system, precision) and rate == rate}
         return max(rates.items(), key=lambda item: item[1]) if rates else (None, float('nan'))
-    (_, threads, worker_count), ours = best('project')
-    print(f'This project, best: {ours:.1f} utterances/s ({threads} torch thread(s), {worker_count} worker(s))')
+    theirs_key, theirs = best('resemblyzer', 'float32')
     if not args.skip_resemblyzer:
-        key, theirs = best('resemblyzer')
-        if key is None:
+        if theirs_key is None:
             print('Resemblyzer did not run (pip install --no-deps -r benchmarks/requirements.txt)')
         else:
-            print(f'Resemblyzer, best:  {theirs:.1f} utterances/s ({key[1]} torch thread(s))')
-            print(f'Ratio: {ours / theirs:.2f}x')
+            print(f'Resemblyzer, best: {theirs:.1f} utterances/s ({theirs_key[2]} torch thread(s))')
+    for precision in args.precisions:
+        key, ours = best('project', precision)
+        if key is not None:
+            ratio = f'; {ours / theirs:.2f}x Resemblyzer' if theirs_key is not None else ''
+            print(f'This project ({precision}), best: {ours:.1f} utterances/s ({key[2]} torch thread(s), '
+                  f'{key[3]} decoding worker(s)){ratio}')
     print('Command: python ' + ' '.join(sys.argv))
 
 

@@ -279,6 +279,10 @@ def test_api(corpus, checkpoint):
     # decoding in a worker process, several batches: the same
     streamed = Inference.SpeakerEncoder(encoder.model, encoder.hp, batch_size=2, workers=1)
     np.testing.assert_allclose(streamed.embed_files(paths + paths[:1]), np.concatenate([many, many[:1]]), atol=1e-6)
+    # bfloat16: close to float32, and the float32 model it copied is left as it was
+    fast = Inference.SpeakerEncoder(encoder.model, encoder.hp, workers=0, precision='bfloat16')
+    assert (fast.embed_files(paths) * many).sum(axis=1).min() > 0.999
+    assert encoder.model.layer_Dict['Linear'].weight.dtype == torch.float32
     speaker = encoder.embed_speaker([paths[0], (samples, rate), paths[1]])
     expected = one + one + many[1]
     np.testing.assert_allclose(speaker, expected / np.linalg.norm(expected), atol=1e-5)
