@@ -352,7 +352,7 @@ def _utterance(path, sample_rate, speaker, text, condition, rng) -> Utterance:
         float(rng.uniform(*SILENCE_SECONDS)), float(rng.uniform(*SILENCE_SECONDS)), int(rng.integers(2 ** 31)))
 
 
-def vctk_utterances(speakers: list, count: int, seed: int) -> list:
+def vctk_utterances(speakers: list, count: int, seed: int, sample_rate: int = VCTK_RATE) -> list:
     """count utterances per training speaker, VCTK 0.80 layout: VCTK/wav48/p225/p225_001.wav, each
     with its own sentence and recording condition."""
     planned = []
@@ -360,7 +360,7 @@ def vctk_utterances(speakers: list, count: int, seed: int) -> list:
         rng = np.random.default_rng([seed, 2, index])
         for number, text in enumerate(sentences(rng, count), 1):
             path = f'VCTK/wav48/{speaker.name}/{speaker.name}_{number:03d}.wav'
-            planned.append(_utterance(path, VCTK_RATE, speaker, text, random_condition(rng), rng))
+            planned.append(_utterance(path, sample_rate, speaker, text, random_condition(rng), rng))
     return planned
 
 
@@ -540,6 +540,9 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument('--test-speakers', type=int, default=16, help='held-out speakers, VoxCeleb1 layout (default 16)')
     parser.add_argument('--utterances', type=int, default=24, help='utterances per training speaker (default 24)')
     parser.add_argument('--test-utterances', type=int, default=12, help='utterances per held-out speaker (default 12)')
+    parser.add_argument('--train-rate', type=int, default=VCTK_RATE,
+                        help=f'sample rate of the training files (default {VCTK_RATE}, as VCTK; 16000 takes a third of '
+                             'the disk, for large corpora: the patterns are computed at 16 kHz either way)')
     parser.add_argument('--videos', type=int, default=3, help='"videos" (recording sessions) per held-out speaker')
     parser.add_argument('--trials', type=int, default=30,
                         help='target trials per held-out speaker, and as many non-target ones (default 30)')
@@ -554,7 +557,8 @@ def parse_arguments(argv=None) -> argparse.Namespace:
     parser.add_argument('-mw', '--max_workers', type=int, default=os.cpu_count(), help='worker processes (default: all cores)')
     parser.add_argument('--seed', type=int, default=0)
     arguments = parser.parse_args(argv)
-    for name in ('train_speakers', 'test_speakers', 'utterances', 'test_utterances', 'videos', 'trials', 'max_workers'):
+    for name in ('train_speakers', 'test_speakers', 'utterances', 'test_utterances', 'train_rate', 'videos', 'trials',
+                 'max_workers'):
         if getattr(arguments, name) < (0 if name in ('train_speakers', 'test_speakers') else 1):
             parser.error(f'--{name.replace("_", "-")} is too small: {getattr(arguments, name)}')
     if arguments.test_speakers == 1:
@@ -587,16 +591,16 @@ def main(argv=None) -> int:
         for variant, reason in dropped.items():
             print(f'Variant {variant or NO_VARIANT} left out: {reason}.')
         print(f'{len(variants)} distinct variants in {len(set(families.values()))} families x {len(accents)} accents '
-              f'= {len(variants) * len(accents)} voices available.')
+              f'= {len(variants) * len(accents)} voices available (voice survey: {time.time() - started:.0f} s).')
         train, test = build_speakers(variants, accents, arguments.train_speakers, arguments.test_speakers,
                                      arguments.seed, families)
         held_out = vc1_utterances(test, arguments.test_utterances, arguments.videos, arguments.seed)
-        planned = vctk_utterances(train, arguments.utterances, arguments.seed) + held_out
+        planned = vctk_utterances(train, arguments.utterances, arguments.seed, arguments.train_rate) + held_out
         todo = [utterance for utterance in planned if not os.path.exists(os.path.join(root, utterance.path))]
         if len(todo) < len(planned):
             print(f'{len(planned) - len(todo)} of {len(planned)} files already written: skipped.')
         for _ in tqdm(pool.imap_unordered(_make, [(root, utterance) for utterance in todo], chunksize=4),
-                      total=len(todo), desc='utterances', unit='file', disable=None):
+                      total=len(todo), desc='Utterances', unit='file', smoothing=0.05):
             pass
         seconds = time.time() - started
         write_text_atomically(os.path.join(root, 'speakers.tsv'), speakers_table(train, test))
@@ -616,7 +620,7 @@ def main(argv=None) -> int:
                   + f'; an utterance lies {spread:.2f} from its own speaker\'s mean (median).')
 
     held_out_variants = {speaker.variant for speaker in test} - {speaker.variant for speaker in train}
-    print(f'Training speakers: {len(train)} x {arguments.utterances} utterances at {VCTK_RATE} Hz in '
+    print(f'Training speakers: {len(train)} x {arguments.utterances} utterances at {arguments.train_rate} Hz in '
           f'{os.path.join(root, "VCTK")} (Pattern_Generate.py -vctk {os.path.join(root, "VCTK")})')
     if test:
         print(f'Held-out speakers: {len(test)} x {arguments.test_utterances} utterances at {VC1_RATE} Hz in '
