@@ -24,7 +24,7 @@ existing ones are skipped, so an interrupted run resumes where it stopped and gi
 import argparse
 import dataclasses
 import glob
-import math
+import io
 import multiprocessing
 import os
 import re
@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 import Audio
 import Hyper_Parameters
+import Patterns
 import Speech_Synth
 
 VCTK_RATE = 48000
@@ -443,29 +444,26 @@ def render(utterance: Utterance) -> np.ndarray:
     return soxr.resample(recorded, rate, utterance.sample_rate, quality='HQ').astype(np.float32)
 
 
-def write_wav_atomically(path: str, samples: np.ndarray, sample_rate: int) -> None:
-    """16-bit PCM wav, written under a temporary name and renamed: never a truncated file."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    temporary = f'{path}.tmp-{os.getpid()}'
-    soundfile.write(temporary, samples, sample_rate, subtype='PCM_16', format='WAV')
-    os.replace(temporary, path)
+def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+    """A 16-bit PCM wav file's bytes."""
+    buffer = io.BytesIO()
+    soundfile.write(buffer, samples, sample_rate, subtype='PCM_16', format='WAV')
+    return buffer.getvalue()
 
 
-def write_text_atomically(path: str, text: str) -> None:
+def write_file(path: str, payload: bytes) -> None:
+    """Write atomically (temporary name, then rename: never a truncated file), making the folders."""
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    temporary = f'{path}.tmp-{os.getpid()}'
-    with open(temporary, 'w', encoding='utf-8') as stream:
-        stream.write(text)
-    os.replace(temporary, path)
+    Patterns.write_atomically(path, payload)
 
 
 def _make(job: tuple) -> str:
     """Worker: render one utterance and write it (and, for VCTK, its transcript)."""
     root, utterance = job
-    write_wav_atomically(os.path.join(root, utterance.path), render(utterance), utterance.sample_rate)
+    write_file(os.path.join(root, utterance.path), wav_bytes(render(utterance), utterance.sample_rate))
     if utterance.path.startswith('VCTK/wav48/'):
         transcript = utterance.path.replace('VCTK/wav48/', 'VCTK/txt/', 1)[:-len('.wav')] + '.txt'
-        write_text_atomically(os.path.join(root, transcript), utterance.text + '\n')
+        write_file(os.path.join(root, transcript), (utterance.text + '\n').encode())
     return utterance.path
 
 
@@ -603,14 +601,14 @@ def main(argv=None) -> int:
                       total=len(todo), desc='Utterances', unit='file', smoothing=0.05):
             pass
         seconds = time.time() - started
-        write_text_atomically(os.path.join(root, 'speakers.tsv'), speakers_table(train, test))
+        write_file(os.path.join(root, 'speakers.tsv'), speakers_table(train, test).encode())
         if test:
             files_by_speaker = {}
             for utterance in held_out:
                 files_by_speaker.setdefault(utterance.speaker.name, []).append(utterance.path[len('VC1_Test/wav/'):])
             trials = build_trials(files_by_speaker, arguments.trials, arguments.seed)
-            write_text_atomically(os.path.join(root, 'VC1_Test', 'trials.txt'),
-                                  ''.join(f'{label} {enrolment} {test_file}\n' for label, enrolment, test_file in trials))
+            write_file(os.path.join(root, 'VC1_Test', 'trials.txt'),
+                       ''.join(f'{label} {enrolment} {test_file}\n' for label, enrolment, test_file in trials).encode())
         if arguments.check:
             close, spread, closest = near_duplicates(speaker_mel_means(root, planned, sound_hp, pool))
             print(f'Voice check: {len(close)} of {len(train + test) * (len(train + test) - 1) // 2} pairs of speakers '

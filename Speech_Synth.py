@@ -10,7 +10,8 @@ seeded from the clock; the Klatt 6 voices draw noise from the C library's rand()
 for the same text depending on what it spoke before. Loaded per call and seeded, the same arguments
 give the same samples in any process, whatever ran before: a corpus built by worker processes is
 reproducible, and a resumed build equals an uninterrupted one. It also makes the module safe
-after fork: no library state is carried into a child.
+after fork: no library state is carried into a child. (Should another module of the process hold
+libespeak-ng loaded too, the unload is a no-op and that guarantee is lost: synthesis still works.)
 
     samples, sample_rate = Speech_Synth.synthesize('Hello there.', voice='en-us+f2', rate=160)
 
