@@ -566,6 +566,16 @@ def parse_arguments(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     arguments = parse_arguments(argv)
+    try:
+        build(arguments)
+    except (Speech_Synth.SynthesisError, ValueError) as error:   # an unknown voice; too few voices for the speakers
+        print(f'Demo_Corpus.py: error: {error}', file=sys.stderr)
+        return 2
+    return 0
+
+
+def build(arguments: argparse.Namespace) -> None:
+    """The whole corpus for parsed command-line arguments; prints where everything went."""
     started = time.time()
     root = arguments.output
     sound_hp = Hyper_Parameters.load_hyper_parameters(arguments.hyper_parameters).Sound
@@ -628,7 +638,6 @@ def main(argv=None) -> int:
               f'{os.path.join(root, "VC1_Test", "trials.txt")}, paths relative to {os.path.join(root, "VC1_Test", "wav")}')
     print(f'Speakers and voices: {os.path.join(root, "speakers.tsv")}. '
           f'{len(todo)} files written in {seconds:.0f} s.')
-    return 0
 
 
 if __name__ == '__main__':

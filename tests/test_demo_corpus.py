@@ -153,3 +153,10 @@ def test_synthesis_in_worker_processes():
         with multiprocessing.get_context(method).Pool(2) as pool:
             results = pool.map(_speak, ['Hello from a worker.'] * 2)
         assert all(np.array_equal(result, expected) for result in results), method
+
+
+def test_command_line_errors_are_explained(tmp_path, capsys):
+    assert Demo_Corpus.main(['-o', str(tmp_path), '--accents', 'en,zz', '-mw', '1']) == 2
+    assert 'unknown eSpeak NG language' in capsys.readouterr().err
+    assert Demo_Corpus.main(['-o', str(tmp_path), '--accents', 'en', '--variants', 'm3,f2', '-mw', '1']) == 2
+    assert 'need more voices' in capsys.readouterr().err
