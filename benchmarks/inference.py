@@ -15,12 +15,15 @@ after the model is loaded and warmed up on a few files:
 Each runs at every torch thread count given (this project also at each decoding-worker count,
 in float32 and in bfloat16); the best rate of each is reported. float32 (the default, exact) is
 the figure compared with Resemblyzer. A randomly initialised encoder stands in for a trained one (the speed
-does not depend on the weights) unless -c names a checkpoint.
+does not depend on the weights) unless -c names a checkpoint. The CPU time per utterance (process
+and decoding workers, user + system) is printed too: unlike the rate it hardly depends on what
+else the machine is running.
 """
 import argparse
 import ctypes
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -131,42 +134,50 @@ def corpus(folder: str, files: int) -> tuple[list, str]:
 WARM_UP_FILES = 8
 
 
-def time_project(paths: list, threads: int, workers: int, precision: str, checkpoint: str) -> float:
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the decoding workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def time_project(paths: list, threads: int, workers: int, precision: str, checkpoint: str) -> dict:
     import torch
     torch.set_num_threads(threads)
     from Inference import load_encoder
     encoder = load_encoder(checkpoint, os.path.join(ROOT, 'Hyper_Parameter.yaml'), workers=workers, precision=precision)
     encoder.embed_files(paths[:WARM_UP_FILES])
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     embeddings = encoder.embed_files(paths)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     assert embeddings.shape == (len(paths), encoder.embedding_size) and np.isfinite(embeddings).all()
-    return len(paths) / seconds
+    return {'rate': len(paths) / seconds, 'cpu_ms': 1000 * cpu / len(paths)}
 
 
-def time_resemblyzer(paths: list, threads: int) -> float:
+def time_resemblyzer(paths: list, threads: int) -> dict:
     import torch
     torch.set_num_threads(threads)
     from resemblyzer import VoiceEncoder, preprocess_wav
     encoder = VoiceEncoder('cpu', verbose=False)
     for path in paths[:WARM_UP_FILES]:
         encoder.embed_utterance(preprocess_wav(path))
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     embeddings = [encoder.embed_utterance(preprocess_wav(path)) for path in paths]
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     assert len(embeddings) == len(paths)
-    return len(paths) / seconds
+    return {'rate': len(paths) / seconds, 'cpu_ms': 1000 * cpu / len(paths)}
 
 
-def measure(system: str, paths_file: str, threads: int, checkpoint: str, workers: int = 0, precision: str = 'float32') -> float:
-    """Runs one configuration in a fresh Python process; returns utterances/s (nan when it failed)."""
+def measure(configuration: tuple, paths_file: str, checkpoint: str) -> dict:
+    """Runs (system, precision, threads, workers) in a fresh Python process; returns its
+    utterances/s ('rate') and CPU milliseconds per utterance ('cpu_ms'), nan when it failed."""
+    system, precision, threads, workers = configuration
     command = [sys.executable, os.path.abspath(__file__), '--run', system, '--paths', paths_file, '-c', checkpoint,
                '--run-threads', str(threads), '--run-workers', str(workers), '--run-precision', precision]
     process = subprocess.run(command, capture_output=True, text=True, check=False)
     if process.returncode != 0:
         print(f'  {system} failed: {process.stderr.strip().splitlines()[-1] if process.stderr.strip() else "?"}')
-        return float('nan')
-    return json.loads(process.stdout.strip().splitlines()[-1])['rate']
+        return {'rate': float('nan'), 'cpu_ms': float('nan')}
+    return json.loads(process.stdout.strip().splitlines()[-1])
 
 
 def main():
@@ -178,7 +189,8 @@ def main():
     parser.add_argument('--workers', type=int, nargs='+', default=None, help='decoding worker counts to try for this project (default 1, 2 and cores - 1)')
     parser.add_argument('--precisions', nargs='+', default=['float32', 'bfloat16'], choices=['float32', 'bfloat16'],
                         help="this project's encoder precisions to try (default both; float32 is the one compared)")
-    parser.add_argument('--repeats', type=int, default=2, help='timed runs per configuration; the best counts')
+    parser.add_argument('--sweep-files', type=int, default=60, help='utterances per run when choosing the configurations (default 60)')
+    parser.add_argument('--rounds', type=int, default=3, help='rounds of the best configurations in turn (default 3)')
     parser.add_argument('--skip-resemblyzer', action='store_true')
     parser.add_argument('--run', help=argparse.SUPPRESS)
     parser.add_argument('--paths', help=argparse.SUPPRESS)
@@ -190,10 +202,9 @@ def main():
     if args.run:   # a child process: one configuration
         with open(args.paths, encoding='utf-8') as stream:
             paths = stream.read().split('\n')[:-1]
-        rate = (time_project(paths, args.run_threads, args.run_workers, args.run_precision, args.checkpoint)
-                if args.run == 'project'
-                else time_resemblyzer(paths, args.run_threads))
-        print(json.dumps({'rate': rate}))
+        result = (time_project(paths, args.run_threads, args.run_workers, args.run_precision, args.checkpoint)
+                  if args.run == 'project' else time_resemblyzer(paths, args.run_threads))
+        print(json.dumps(result))
         return
 
     with tempfile.TemporaryDirectory() as temporary:
@@ -218,36 +229,55 @@ def main():
               f'(mean {np.mean(seconds):.1f} s); {cores} CPU cores')
 
         workers = args.workers or sorted({1, 2, max(1, cores - 1)})
-        results = {}
-        for threads in args.threads:       # the systems alternate, so that a busy spell hurts both
-            for precision in args.precisions:
-                for worker_count in workers:
-                    rate = max(measure('project', paths_file, threads, checkpoint, worker_count, precision)
-                               for _ in range(args.repeats))
-                    print(f'  this project, {precision}: {threads} torch thread(s), {worker_count} decoding '
-                          f'worker(s): {rate:.1f} utterances/s')
-                    results[('project', precision, threads, worker_count)] = rate
-            if not args.skip_resemblyzer:
-                rate = max(measure('resemblyzer', paths_file, threads, checkpoint) for _ in range(args.repeats))
-                print(f'  Resemblyzer: {threads} torch thread(s): {rate:.1f} utterances/s')
-                results[('resemblyzer', 'float32', threads, 0)] = rate
+        sweep_file = os.path.join(temporary, 'sweep.txt')
+        with open(sweep_file, 'w', encoding='utf-8') as stream:
+            stream.write(''.join(f'{path}\n' for path in paths[:args.sweep_files]))
+        # 1. Each configuration once, on the first files: the best of each system.
+        configurations = [('project', precision, threads, worker_count) for precision in args.precisions
+                          for threads in args.threads for worker_count in workers]
+        configurations += [] if args.skip_resemblyzer else [('resemblyzer', 'float32', threads, 0) for threads in args.threads]
+        print(f'Sweep, {min(len(paths), args.sweep_files)} utterances per run:')
+        sweep = {}
+        for configuration in configurations:
+            result = measure(configuration, sweep_file, checkpoint)
+            sweep[configuration] = result['rate']
+            print(f'  {describe(configuration)}: {result["rate"]:.1f} utterances/s, {result["cpu_ms"]:.1f} CPU ms each')
+        best = {}
+        for configuration, rate in sweep.items():
+            group = configuration[:2]
+            if rate == rate and rate > sweep.get(best.get(group), -1.0):
+                best[group] = configuration
+        # 2. The best configurations in turn, all files, several rounds: a busy spell of the shared
+        #    machine hits both systems alike, and the ratio is taken within a round.
+        print(f'Best configurations in turn, {len(paths)} utterances per run:')
+        rounds = []
+        for number in range(args.rounds):
+            results = {group: measure(configuration, paths_file, checkpoint) for group, configuration in best.items()}
+            rounds.append(results)
+            print(f'  round {number + 1}: ' + '; '.join(f'{describe(best[group])}: {result["rate"]:.1f} utterances/s, '
+                                                        f'{result["cpu_ms"]:.1f} CPU ms each' for group, result in results.items()))
 
-    def best(system, precision):
-        rates = {key: rate for key, rate in results.items() if key[:2] == (system, precision) and rate == rate}
-        return max(rates.items(), key=lambda item: item[1]) if rates else (None, float('nan'))
-    theirs_key, theirs = best('resemblyzer', 'float32')
-    if not args.skip_resemblyzer:
-        if theirs_key is None:
-            print('Resemblyzer did not run (pip install --no-deps -r benchmarks/requirements.txt)')
-        else:
-            print(f'Resemblyzer, best: {theirs:.1f} utterances/s ({theirs_key[2]} torch thread(s))')
-    for precision in args.precisions:
-        key, ours = best('project', precision)
-        if key is not None:
-            ratio = f'; {ours / theirs:.2f}x Resemblyzer' if theirs_key is not None else ''
-            print(f'This project ({precision}), best: {ours:.1f} utterances/s ({key[2]} torch thread(s), '
-                  f'{key[3]} decoding worker(s)){ratio}')
+    theirs = ('resemblyzer', 'float32')
+    for group, configuration in best.items():
+        rates = [results[group]['rate'] for results in rounds]
+        cpu = np.median([results[group]['cpu_ms'] for results in rounds])
+        line = f'{describe(configuration)}: best {max(rates):.1f} utterances/s, median {cpu:.1f} CPU ms per utterance'
+        if group != theirs and theirs in best:
+            ratios = [results[group]['rate'] / results[theirs]['rate'] for results in rounds]
+            their_cpu = np.median([results[theirs]['cpu_ms'] for results in rounds])
+            line += (f'; {max(rates) / max(results[theirs]["rate"] for results in rounds):.2f}x Resemblyzer\'s best rate '
+                     f'(within a round {min(ratios):.2f}x to {max(ratios):.2f}x), {their_cpu / cpu:.2f}x less CPU time')
+        print(line)
+    if not args.skip_resemblyzer and theirs not in best:
+        print('Resemblyzer did not run (pip install --no-deps -r benchmarks/requirements.txt)')
     print('Command: python ' + ' '.join(sys.argv))
+
+
+def describe(configuration) -> str:
+    system, precision, threads, workers = configuration
+    if system == 'resemblyzer':
+        return f'Resemblyzer, {threads} torch thread(s)'
+    return f'this project {precision}, {threads} torch thread(s), {workers} decoding worker(s)'
 
 
 if __name__ == '__main__':
