@@ -155,15 +155,23 @@ class _FileWindows(torch.utils.data.Dataset):
         if not os.path.isfile(path):
             return index, None, 'missing: no such file'
         try:
-            mel = Audio.mel_from_file(path, self.sound_hp, self.top_db)
+            with one_blas_thread():
+                mel = Audio.mel_from_file(path, self.sound_hp, self.top_db)
         except Audio.AudioRejected as error:
             return index, None, str(error)
         return index, self.windows(mel), None
 
 
-def _one_blas_thread(_worker_id):
-    from threadpoolctl import threadpool_limits   # numpy's BLAS: one thread per worker process
-    threadpool_limits(1)
+@functools.cache
+def _threadpools():
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    """A context in which numpy's BLAS runs one thread: the mel's small matrix product is many
+    times slower with two threads fighting over two busy cores."""
+    return _threadpools().limit(limits=1, user_api='blas')
 
 
 def _as_list(batch):
@@ -253,7 +261,9 @@ class SpeakerEncoder:
         if np.issubdtype(samples.dtype, np.integer):
             samples = samples / np.iinfo(samples.dtype).max
         signal = Audio.resample(samples.astype(np.float32), sample_rate, self.hp.Sound.Sample_Rate)
-        return self.embed_mels([Audio.mel_from_signal(signal, self.hp.Sound, self.top_db)])[0]
+        with one_blas_thread():
+            mel = Audio.mel_from_signal(signal, self.hp.Sound, self.top_db)
+        return self.embed_mels([mel])[0]
 
     def embed_file(self, path: str) -> np.ndarray:
         """One audio file (.wav, .flac, .m4a with ffmpeg, ...) -> float32 [Embedding_Size], unit norm.
@@ -274,7 +284,7 @@ class SpeakerEncoder:
         workers = self.workers if len(dataset) > self.batch_size else 0   # few files: no start-up cost
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=self.batch_size, shuffle=False, num_workers=workers, collate_fn=_as_list,
-            worker_init_fn=_one_blas_thread if workers else None, prefetch_factor=4 if workers else None)
+            prefetch_factor=4 if workers else None)
         bar = tqdm(total=len(dataset), unit='utt', desc='Embedding', disable=not progress, smoothing=0.1)
         try:
             for batch in loader:

@@ -4,8 +4,8 @@
     python benchmarks/inference.py                           # 200 utterances of 2-6 s
     python benchmarks/inference.py --files 500 --audio /tmp/bench_audio --threads 1 2
 
-The utterances are synthetic speech (eSpeak NG through the espeakng-loader package: 20 voices,
-10 sentences each, 16 kHz wav), or voice-like numpy signals when eSpeak NG is not available.
+The utterances are synthetic speech (eSpeak NG through Speech_Synth.py: 20 voices, 10
+utterances each, 16 kHz wav), or voice-like numpy signals when eSpeak NG is not available.
 Both systems embed the same files, each in a fresh process, timed from file paths to embeddings
 after the model is loaded and warmed up on a few files:
 
@@ -14,13 +14,12 @@ after the model is loaded and warmed up on a few files:
 
 Each runs at every torch thread count given (this project also at each decoding-worker count,
 in float32 and in bfloat16); the best rate of each is reported. float32 (the default, exact) is
-the figure compared with Resemblyzer. A randomly initialised encoder stands in for a trained one (the speed
-does not depend on the weights) unless -c names a checkpoint. The CPU time per utterance (process
-and decoding workers, user + system) is printed too: unlike the rate it hardly depends on what
-else the machine is running.
+the figure compared with Resemblyzer. A randomly initialised encoder stands in for a trained one
+(the speed does not depend on the weights) unless -c names a checkpoint. The CPU time per utterance (process
+and decoding workers, user + system) is printed too: it depends less than the rate on what else
+a shared machine is running.
 """
 import argparse
-import ctypes
 import json
 import os
 import resource
@@ -54,42 +53,20 @@ SAMPLE_RATE = 16000
 
 
 def espeak_corpus(folder: str, files: int, speakers: int = 20) -> list:
-    """Synthetic speech from eSpeak NG (ctypes), 2-6 s each, as 16 kHz PCM-16 wav files."""
-    import espeakng_loader
+    """Synthetic speech from eSpeak NG (Speech_Synth.py), 2-6 s each, as 16 kHz PCM-16 wav files."""
     import soundfile
     import soxr
-    library = ctypes.CDLL(espeakng_loader.get_library_path())
-    rate = library.espeak_Initialize(2, 0, espeakng_loader.get_data_path().encode(), 0)   # 2: synchronous
-    if rate <= 0:
-        raise RuntimeError('eSpeak NG did not start')
-    chunks = []
-    callback_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
-
-    def collect(wave, count, _events):
-        if count > 0:
-            chunks.append(np.ctypeslib.as_array(wave, shape=(count,)).copy())
-        return 0
-    callback = callback_type(collect)
-    library.espeak_SetSynthCallback(callback)
-
-    def speak(text: str) -> np.ndarray:
-        chunks.clear()
-        encoded = text.encode()
-        library.espeak_Synth(encoded, len(encoded) + 1, 0, 1, 0, 0, None, None)   # 1: positions in characters
-        library.espeak_Synchronize()
-        return np.concatenate(chunks).astype(np.float32) / 32768
-
+    from Speech_Synth import synthesize
     paths = []
     for number in range(files):
         speaker, utterance = number % speakers, number // speakers
-        library.espeak_SetVoiceByName(f'{VOICES[speaker % len(VOICES)]}+{VARIANTS[speaker // len(VOICES) % len(VARIANTS)]}'.encode())
-        library.espeak_SetParameter(1, 140 + 9 * (speaker % 7), 0)          # words per minute
-        library.espeak_SetParameter(3, 30 + 5 * (speaker % 9), 0)           # pitch 0-100
+        voice = f'{VOICES[speaker % len(VOICES)]}+{VARIANTS[speaker // len(VOICES) % len(VARIANTS)]}'
+        settings = dict(voice=voice, rate=140 + 9 * (speaker % 7), pitch=30 + 5 * (speaker % 9), seed=number)
         rng = np.random.default_rng(number)
         target = rng.uniform(2.0, 6.0)
-        speech = speak(SENTENCES[(speaker + utterance) % len(SENTENCES)])
+        speech, rate = synthesize(SENTENCES[(speaker + utterance) % len(SENTENCES)], **settings)
         while len(speech) < target * rate:
-            speech = np.concatenate([speech, speak(SENTENCES[rng.integers(len(SENTENCES))])])
+            speech = np.concatenate([speech, synthesize(SENTENCES[rng.integers(len(SENTENCES))], **settings)[0]])
         speech = soxr.resample(speech[:int(target * rate)], rate, SAMPLE_RATE)
         silence = np.zeros(int(0.2 * SAMPLE_RATE), np.float32)
         path = os.path.join(folder, f'speaker{speaker:02d}', f'{utterance:03d}.wav')
@@ -120,7 +97,7 @@ def corpus(folder: str, files: int) -> tuple[list, str]:
             return paths[:files], 'existing files'
     try:
         paths, kind = espeak_corpus(folder, files), 'eSpeak NG speech'
-    except (ImportError, OSError, RuntimeError) as error:
+    except (ImportError, OSError, RuntimeError) as error:   # Speech_Synth.SynthesisError is a RuntimeError
         print(f'eSpeak NG unavailable ({error}); using numpy signals')
         paths, kind = numpy_corpus(folder, files), 'numpy voice-like signals'
     with open(listing, 'w', encoding='utf-8') as stream:
