@@ -13,11 +13,12 @@ after the model is loaded and warmed up on a few files:
     Resemblyzer:  VoiceEncoder().embed_utterance(preprocess_wav(path)) per file, its documented use
 
 Each runs at every torch thread count given (this project also at each decoding-worker count,
-in float32 and in bfloat16); the best rate of each is reported. float32 (the default, exact) is
-the figure compared with Resemblyzer. A randomly initialised encoder stands in for a trained one
-(the speed does not depend on the weights) unless -c names a checkpoint. The CPU time per utterance (process
-and decoding workers, user + system) is printed too: it depends less than the rate on what else
-a shared machine is running.
+in float32 and in bfloat16) on the first --sweep-files files; then the best configuration of each
+runs on all the files, in turn (who goes first alternates), for --rounds rounds, so that a busy
+spell of a shared machine hits every system alike; the ratio is the median of the rounds'. float32 (the default, exact) is the figure compared with Resemblyzer. A
+randomly initialised encoder stands in for a trained one (the speed does not depend on the
+weights) unless -c names a checkpoint. The CPU time per utterance (process and decoding workers,
+user + system) is printed too: it depends less than the rate on what else the machine runs.
 """
 import argparse
 import json
@@ -166,8 +167,8 @@ def main():
     parser.add_argument('--workers', type=int, nargs='+', default=None, help='decoding worker counts to try for this project (default 1, 2 and cores - 1)')
     parser.add_argument('--precisions', nargs='+', default=['float32', 'bfloat16'], choices=['float32', 'bfloat16'],
                         help="this project's encoder precisions to try (default both; float32 is the one compared)")
-    parser.add_argument('--sweep-files', type=int, default=60, help='utterances per run when choosing the configurations (default 60)')
-    parser.add_argument('--rounds', type=int, default=3, help='rounds of the best configurations in turn (default 3)')
+    parser.add_argument('--sweep-files', type=int, default=30, help='utterances per run when choosing the configurations (default 30)')
+    parser.add_argument('--rounds', type=int, default=5, help='rounds of the best configurations in turn (default 5)')
     parser.add_argument('--skip-resemblyzer', action='store_true')
     parser.add_argument('--run', help=argparse.SUPPRESS)
     parser.add_argument('--paths', help=argparse.SUPPRESS)
@@ -229,7 +230,9 @@ def main():
         print(f'Best configurations in turn, {len(paths)} utterances per run:')
         rounds = []
         for number in range(args.rounds):
-            results = {group: measure(configuration, paths_file, checkpoint) for group, configuration in best.items()}
+            order = list(best.items()) if number % 2 == 0 else list(best.items())[::-1]   # alternate who goes first
+            results = {group: measure(configuration, paths_file, checkpoint) for group, configuration in order}
+            results = {group: results[group] for group in best}
             rounds.append(results)
             print(f'  round {number + 1}: ' + '; '.join(f'{describe(best[group])}: {result["rate"]:.1f} utterances/s, '
                                                         f'{result["cpu_ms"]:.1f} CPU ms each' for group, result in results.items()))
@@ -242,8 +245,9 @@ def main():
         if group != theirs and theirs in best:
             ratios = [results[group]['rate'] / results[theirs]['rate'] for results in rounds]
             their_cpu = np.median([results[theirs]['cpu_ms'] for results in rounds])
-            line += (f'; {max(rates) / max(results[theirs]["rate"] for results in rounds):.2f}x Resemblyzer\'s best rate '
-                     f'(within a round {min(ratios):.2f}x to {max(ratios):.2f}x), {their_cpu / cpu:.2f}x less CPU time')
+            line += (f'; {np.median(ratios):.2f}x Resemblyzer\'s rate (median of the rounds; {min(ratios):.2f}x to '
+                     f'{max(ratios):.2f}x; best against best {max(rates) / max(r[theirs]["rate"] for r in rounds):.2f}x), '
+                     f'{their_cpu / cpu:.2f}x less CPU time')
         print(line)
     if not args.skip_resemblyzer and theirs not in best:
         print('Resemblyzer did not run (pip install --no-deps -r benchmarks/requirements.txt)')
