@@ -44,6 +44,8 @@ AUDIO_EXTENSIONS = ('.wav', '.flac', '.m4a', '.ogg', '.mp3')
 TSNE_LABELS = 30            # the t-SNE figure shows at most this many labels,
 TSNE_PER_LABEL = 20         # and at most this many utterances of each
 UNLABELLED = ''
+WINDOW_CHUNK = 64           # windows per encoder call on a CPU (measured: about 10 % faster than 320 at once)
+PRECISIONS = {'float32': torch.float32, 'bfloat16': torch.bfloat16}
 
 
 class InferenceError(Exception):
@@ -196,7 +198,7 @@ class SpeakerEncoder:
         batch_size: utterances per encoder call in `embed_files`.
         workers: processes decoding audio ahead of the encoder in `embed_files` (0: in-process).
         precision: 'float32' (exact), or 'bfloat16' for the encoder's weights and activations:
-            several times faster on GPUs and on CPUs with AVX512-BF16/AMX (much slower on others),
+            faster on CPUs with AVX512-BF16/AMX and on GPUs (emulated, likely slower, elsewhere),
             embeddings within a cosine of about 0.99999 of float32's.
     """
 
@@ -320,10 +322,6 @@ class SpeakerEncoder:
         vectors = [self.embed_waveform(*item) if isinstance(item, tuple) else self.embed_file(item)
                    for item in utterances]
         return normalise(np.mean(vectors, axis=0))
-
-
-WINDOW_CHUNK = 64     # windows per encoder call on a CPU (measured: about 10 % faster than 320 at once)
-PRECISIONS = {'float32': torch.float32, 'bfloat16': torch.bfloat16}
 
 
 def default_workers() -> int:
