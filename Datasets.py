@@ -1,0 +1,181 @@
+"""Speaker x utterance batches for GE2E training and evaluation (SPEC section 4).
+
+One dataset item is one speaker: `utterances` of its patterns, drawn without replacement.
+A batch of items becomes one mel tensor [speakers * utterances, mel_dim, frames] with one frame
+length for the whole batch, every utterance cropped at a random offset or, when shorter,
+padded symmetrically by reflection (Slicing.crop_or_pad).
+
+Everything is configured by arguments (Train.py reads the hyper-parameter file once). Without
+the pattern cache, a dataset holds only its speakers' file names, in two numpy arrays: forked
+DataLoader workers share them without copying (a list of a million Python strings would be
+copied page by page into every worker as reference counts change).
+"""
+import os
+import signal
+
+import numpy as np
+import torch
+
+import Slicing
+from Patterns import load_metadata, load_pickle
+
+
+class DatasetConfigurationError(ValueError):
+    """The patterns cannot make the batches the hyper-parameters ask for."""
+
+
+class WorkerRandom:
+    """A numpy generator per process: seeded from torch's seed of the DataLoader worker (or of
+    the main process without workers), so that every worker draws its own stream (the seed's
+    numpy crops could repeat across workers) and a run seeded with torch.manual_seed repeats."""
+
+    def __init__(self, stream: int):
+        self.stream = stream
+        self._key, self._generator = None, None
+
+    def generator(self) -> np.random.Generator:
+        info = torch.utils.data.get_worker_info()
+        key = (os.getpid(), info.seed if info is not None else torch.initial_seed())
+        if key != self._key:
+            self._key, self._generator = key, np.random.default_rng([self.stream, key[1]])
+        return self._generator
+
+
+def pattern_path(root: str, file: str, dataset: str) -> str:
+    """Metadata of this project lists '<Dataset>/<name>.PICKLE'; the seed's lists bare names."""
+    return os.path.join(root, file) if '/' in file else os.path.join(root, dataset, file)
+
+
+class SpeakerDataset(torch.utils.data.Dataset):
+    """Item i: (i, [utterances mels, float32 [frames, mel_dim]]) of the i-th usable speaker.
+
+    Speakers with fewer than `utterances` patterns are left out (counted in `left_out`).
+    With `fixed_seed`, item i always draws the same patterns (for comparable evaluations);
+    otherwise each draw is random (WorkerRandom).
+    """
+
+    def __init__(self, root: str, metadata: dict, utterances: int, use_cache: bool = False, fixed_seed: int = None):
+        self.root = root
+        self.utterances = utterances
+        self.use_cache = use_cache
+        self.fixed_seed = fixed_seed
+        by_speaker = metadata['File_List_by_Speaker_Dict']
+        keys = sorted(key for key, files in by_speaker.items() if len(files) >= utterances)
+        self.left_out = len(by_speaker) - len(keys)
+        self.speakers = keys                                            # [(dataset, speaker)]
+        counts = np.array([len(by_speaker[key]) for key in keys], dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(counts)])          # speaker i: files[starts[i]:starts[i + 1]]
+        self.files = np.array([file.encode() for key in keys for file in by_speaker[key]], dtype=np.bytes_)
+        self.random = WorkerRandom(stream=0)
+        self.cache = {}
+
+    def __len__(self) -> int:
+        return len(self.speakers)
+
+    def label(self, index: int) -> str:
+        """'dataset.speaker', as in the seed's t-SNE legends."""
+        return '.'.join(self.speakers[index])
+
+    def __getitem__(self, index: int):
+        generator = np.random.default_rng([self.fixed_seed, index]) if self.fixed_seed is not None else self.random.generator()
+        start, stop = self.starts[index], self.starts[index + 1]
+        chosen = start + generator.choice(stop - start, size=self.utterances, replace=False)
+        return index, [self._load(int(file_index), self.speakers[index][0]) for file_index in chosen]
+
+    def _load(self, file_index: int, dataset: str) -> np.ndarray:
+        if file_index in self.cache:
+            return self.cache[file_index]
+        mel = load_pickle(pattern_path(self.root, self.files[file_index].decode(), dataset))['Mel']
+        if self.use_cache:
+            self.cache[file_index] = mel
+        return mel
+
+
+def load_speaker_dataset(pattern_hp, sound_hp, utterances: int, use_cache: bool, fixed_seed: int = None):
+    """A SpeakerDataset of a pattern root (Train.Train_Pattern or Train.Eval_Pattern).
+    Raises Patterns.MetadataError with a how-to when the metadata is missing or mismatched."""
+    metadata = load_metadata(pattern_hp.Path, pattern_hp.Metadata_File, sound_hp)
+    return SpeakerDataset(pattern_hp.Path, metadata, utterances, use_cache, fixed_seed)
+
+
+def check_enough_speakers(dataset: SpeakerDataset, speakers_per_batch: int, processes: int = 1,
+                          batch_key: str = 'Train.Batch.Train') -> None:
+    """Stop with a how-to when the usable speakers cannot fill one batch in every process."""
+    needed = speakers_per_batch * processes
+    if len(dataset) >= needed:
+        return
+    per_process = f' x {processes} processes' if processes > 1 else ''
+    raise DatasetConfigurationError(
+        f'{dataset.root}: {len(dataset)} speakers have at least {dataset.utterances} patterns '
+        f'({batch_key}.Pattern_per_Speaker; {dataset.left_out} with fewer are left out), but a batch takes '
+        f'{speakers_per_batch}{per_process} speakers ({batch_key}.Speaker). Set {batch_key}.Speaker to '
+        f'{max(len(dataset) // processes, 0)} or less, lower {batch_key}.Pattern_per_Speaker, or add patterns.')
+
+
+def _frame_major(crops: list, length: int, mel_dim: int) -> torch.Tensor:
+    """[batch] crops [length, mel_dim] -> mels [batch, mel_dim, length], a view of frame-major
+    memory [length, batch, mel_dim]: the layout the encoder's LSTMs read, so no copy later."""
+    buffer = np.empty((length, len(crops), mel_dim), dtype=np.float32)
+    for index, crop in enumerate(crops):
+        buffer[:, index] = crop
+    return torch.from_numpy(buffer).permute(1, 2, 0)
+
+
+class TrainCollater:
+    """[(index, mels)] x speakers -> mels [speakers * utterances, mel_dim, frames], speaker-major,
+    with one frame length per batch drawn uniformly from [min_frames, max_frames]."""
+
+    def __init__(self, min_frames: int, max_frames: int):
+        self.min_frames, self.max_frames = min_frames, max_frames
+        self.random = WorkerRandom(stream=1)
+
+    def __call__(self, batch) -> torch.Tensor:
+        generator = self.random.generator()
+        length = int(generator.integers(self.min_frames, self.max_frames + 1))
+        mels = [mel for _, speaker_mels in batch for mel in speaker_mels]
+        crops = [Slicing.crop_or_pad(mel, length, int(generator.integers(0, max(mel.shape[0] - length, 0) + 1)))
+                 for mel in mels]
+        return _frame_major(crops, length, mels[0].shape[1])
+
+
+class EvalCollater:
+    """Evaluation batches, the same at every evaluation: a dict of
+    'indices' (speaker items), 'single' [speakers * utterances, mel_dim, frames] (one random
+    crop of Min..Max frames, seeded by the batch's first speaker) and 'multi'
+    [speakers * utterances * samples, mel_dim, frame_length] (Slicing.multi_slices windows)."""
+
+    def __init__(self, min_frames: int, max_frames: int, samples: int, frame_length: int, overlap: int, seed: int = 0):
+        self.min_frames, self.max_frames = min_frames, max_frames
+        self.samples, self.frame_length, self.overlap = samples, frame_length, overlap
+        self.seed = seed
+
+    def __call__(self, batch) -> dict:
+        indices = [index for index, _ in batch]
+        generator = np.random.default_rng([self.seed, indices[0], 1])
+        length = int(generator.integers(self.min_frames, self.max_frames + 1))
+        mels = [mel for _, speaker_mels in batch for mel in speaker_mels]
+        mel_dim = mels[0].shape[1]
+        single = [Slicing.crop_or_pad(mel, length, int(generator.integers(0, max(mel.shape[0] - length, 0) + 1)))
+                  for mel in mels]
+        windows = [window for mel in mels
+                   for window in Slicing.multi_slices(mel, self.samples, self.frame_length, self.overlap)]
+        return {'indices': indices, 'single': _frame_major(single, length, mel_dim),
+                'multi': _frame_major(windows, self.frame_length, mel_dim)}
+
+
+def _ignore_interrupts(worker_id: int) -> None:
+    """Workers leave Ctrl-C to the main process, which finishes its step and saves."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def make_loader(dataset, collater, speakers_per_batch: int, num_workers: int, training: bool,
+                pin_memory: bool = False, sampler=None, generator: torch.Generator = None):
+    """A DataLoader of speaker batches. Training: shuffled (or the given sampler), full batches
+    only, workers kept alive across epochs and prefetching, so that a step rarely waits."""
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=speakers_per_batch, collate_fn=collater,
+        shuffle=training and sampler is None, sampler=sampler, drop_last=training,
+        num_workers=num_workers, persistent_workers=training and num_workers > 0,
+        prefetch_factor=(4 if training else 2) if num_workers > 0 else None,
+        worker_init_fn=_ignore_interrupts if num_workers > 0 else None,
+        pin_memory=pin_memory, generator=generator)
