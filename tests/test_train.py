@@ -1,0 +1,271 @@
+"""Train.py on a tiny synthetic corpus: learning, checkpoints and resumption, bad settings,
+non-finite losses, Ctrl-C and two-process DistributedDataParallel, all on the CPU."""
+import os
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+import Train
+from Hyper_Parameters import load_hyper_parameters, save_hyper_parameters
+from train_step import write_pattern_corpus
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope='module')
+def corpus(tmp_path_factory):
+    """12 training speakers of 8 patterns, 6 evaluation speakers of 6; noisy enough that an
+    untrained encoder confuses them."""
+    root = tmp_path_factory.mktemp('corpus')
+    write_pattern_corpus(str(root / 'Train'), 12, 8, frames=(60, 120), noise=2.0, seed=0)
+    write_pattern_corpus(str(root / 'Eval'), 6, 6, frames=(60, 120), noise=2.0, seed=1)
+    return root
+
+
+def tiny_hp(corpus, run, **train):
+    """The project's hyper-parameters with a 32-unit encoder and small batches."""
+    hp = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml'))
+    hp.Encoder.LSTM.Sizes, hp.Encoder.Embedding_Size = 32, 32
+    hp.Train.Train_Pattern.Path, hp.Train.Eval_Pattern.Path = str(corpus / 'Train'), str(corpus / 'Eval')
+    hp.Train.Batch.Train.Speaker, hp.Train.Batch.Train.Pattern_per_Speaker = 4, 4
+    hp.Train.Batch.Eval.Speaker, hp.Train.Batch.Eval.Pattern_per_Speaker = 6, 6
+    hp.Train.Frame_Length.Min, hp.Train.Frame_Length.Max = 40, 60
+    hp.Train.Inference.Samples, hp.Train.Inference.Frame_Length, hp.Train.Inference.Overlap_Length = 3, 32, 16
+    hp.Train.Num_Workers = 0
+    hp.Train.Learning_Rate.Initial = 1e-2
+    hp.Train.Max_Step, hp.Train.Logging_Interval = 10, 5
+    hp.Train.Checkpoint_Save_Interval, hp.Train.Evaluation_Interval = 5, 1000
+    hp.Train.Initial_Inference = False
+    hp.Checkpoint_Path, hp.Log_Path, hp.Device = str(run / 'Checkpoint'), str(run / 'Log'), '-1'
+    for key, value in train.items():
+        setattr(hp.Train, key, value)
+    return hp
+
+
+def read_scalars(log_path: str) -> dict:
+    """{tag: [(step, value)]} from the tensorboardX event files in log_path."""
+    from tensorboardX.proto.event_pb2 import Event
+    scalars = {}
+    for name in sorted(os.listdir(log_path)):
+        if not name.startswith('events.out.tfevents'):
+            continue
+        data = open(os.path.join(log_path, name), 'rb').read()
+        offset = 0
+        while offset < len(data):
+            length = struct.unpack('<Q', data[offset:offset + 8])[0]
+            event = Event.FromString(data[offset + 12:offset + 12 + length])
+            offset += 12 + length + 4
+            for value in event.summary.value:
+                if value.HasField('simple_value'):
+                    scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
+def run_script(arguments, timeout=120, **popen):
+    environment = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    return subprocess.run([sys.executable] + arguments, cwd=ROOT, env=environment, capture_output=True, text=True,
+                          timeout=timeout, **popen)
+
+
+def test_short_training_lowers_the_loss_and_separates_speakers(corpus, tmp_path):
+    hp = tiny_hp(corpus, tmp_path, Max_Step=80, Logging_Interval=20, Checkpoint_Save_Interval=40,
+                 Evaluation_Interval=80, Initial_Inference=True, Num_Workers=1)
+    messages = []
+    trainer = Train.train(hp, log=messages.append)
+    assert trainer.outcome == 'finished' and trainer.steps == 80
+    scalars = read_scalars(hp.Log_Path)
+    train_loss = [value for _, value in scalars['train/loss']]
+    assert len(train_loss) == 4 and train_loss[-1] < 0.5 * train_loss[0]
+    (start, first_loss), (end, last_loss) = scalars['evaluation/loss']
+    assert (start, end) == (0, 80) and last_loss < 0.7 * first_loss
+    (_, first_eer), (_, last_eer) = scalars['evaluation/eer']
+    assert last_eer < 0.6 * first_eer
+    assert len(scalars['evaluation/eer_single']) == 2
+    for tag in ('train/learning_rate', 'train/w', 'train/b', 'train/utterances_per_second', 'train/data_wait_share'):
+        assert len(scalars[tag]) == 4, tag
+    for step in (0, 80):
+        for kind in ('single', 'multi'):
+            assert os.path.getsize(os.path.join(hp.Log_Path, 'Figures', f'S{step}_{kind}.png')) > 10_000
+    assert any(name.startswith('00080') for name in os.listdir(hp.Log_Path))          # the embedding projector
+    assert any(hp.Log_Path in message for message in messages)                          # the run directory is named
+    assert sorted(os.listdir(hp.Checkpoint_Path)) == ['Hyper_Parameter.yaml', 'S_40.pkl', 'S_80.pkl']
+    assert load_hyper_parameters(os.path.join(hp.Checkpoint_Path, 'Hyper_Parameter.yaml')).Train.Max_Step == 80
+
+    state = Train.load_checkpoint(Train.checkpoint_file(hp.Checkpoint_Path, 80))
+    assert set(state) == {'Model', 'Optimizer', 'Scheduler', 'Steps', 'Epochs', 'Loss'}
+    assert state['Steps'] == 80 and state['Epochs'] == 26                                  # 3 batches an epoch
+    assert set(state['Model']) == set(trainer.encoder.state_dict())
+    assert all(key.startswith('layer_Dict.') for key in state['Model'])
+    assert state['Loss']['w'].item() != 10.0                                               # w is trained
+    assert len(state['Optimizer']['state']) == len(list(trainer.encoder.parameters())) + 2
+
+
+@pytest.fixture(scope='module')
+def trained(corpus, tmp_path_factory):
+    """A 10-step run with checkpoints at 5 and 10 and the learning rate halved every 3 steps."""
+    run = tmp_path_factory.mktemp('run')
+    hp = tiny_hp(corpus, run)
+    hp.Train.Learning_Rate.Decay_Step, hp.Train.Learning_Rate.Decay_Rate = 3, 0.5
+    trainer = Train.train(hp, log=lambda message: None)
+    return hp, trainer
+
+
+def test_resume_continues_exactly(trained):
+    hp, finished = trained
+    resumed = Train.Trainer(hp, resume_step=10, log=lambda message: None)
+    assert (resumed.steps, resumed.epochs) == (10, finished.epochs)
+    assert resumed.scheduler.get_last_lr() == finished.scheduler.get_last_lr() == [1e-2 * 0.5 ** 3]
+    assert resumed.loss.w.item() == finished.loss.w.item() and resumed.loss.b.item() == finished.loss.b.item()
+    # The next step from the checkpoint equals the next step of the run that wrote it.
+    mels = next(iter(finished.train_loader))
+    for trainer in (finished, resumed):
+        trainer.train_step(mels)
+    for mine, theirs in zip(resumed.optimizer.param_groups[0]['params'], finished.optimizer.param_groups[0]['params']):
+        torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+    assert resumed.scheduler.get_last_lr() == finished.scheduler.get_last_lr()
+    resumed.writer.close()
+
+
+def test_resume_from_a_missing_checkpoint_lists_those_there(trained, tmp_path):
+    hp, _ = trained
+    save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
+    assert Train.main(['-hp', str(tmp_path / 'hp.yaml'), '-s', '7']) == 1
+    assert Train.missing_checkpoint_message(hp.Checkpoint_Path, 7) == (
+        f'{hp.Checkpoint_Path}/S_7.pkl: no such checkpoint; checkpoints there: S_5.pkl, S_10.pkl '
+        f'(resume the last with -s 10)')
+    assert 'no checkpoints there' in Train.missing_checkpoint_message(str(tmp_path / 'nothing'), 7)
+
+
+def test_a_seed_checkpoint_resumes(corpus, tmp_path):
+    """The seed saved no w and b, and its optimiser knew only the encoder's parameters."""
+    hp = tiny_hp(corpus, tmp_path)
+    seed = Train.Trainer(hp, log=lambda message: None)
+    optimizer = torch.optim.RAdam(seed.encoder.parameters(), lr=1e-3, eps=1e-7)
+    seed.encoder(torch.randn(2, 80, 30)).sum().backward()
+    optimizer.step()
+    optimizer_state = optimizer.state_dict()
+    for parameter_state in optimizer_state['state'].values():
+        parameter_state['step'] = int(parameter_state['step'])                  # the seed's RAdam kept ints
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 10000, 0.5)
+    torch.save({'Model': seed.encoder.state_dict(), 'Optimizer': optimizer_state, 'Scheduler': scheduler.state_dict(),
+                'Steps': 7, 'Epochs': 2}, Train.checkpoint_file(hp.Checkpoint_Path, 7))
+    messages = []
+    resumed = Train.Trainer(hp, resume_step=7, log=messages.append)
+    assert (resumed.steps, resumed.epochs) == (7, 2) and resumed.loss.w.item() == 10.0
+    assert any("no GE2E w and b" in message for message in messages)
+    loss, _ = resumed.train_step(next(iter(resumed.train_loader)))
+    assert loss is not None and resumed.steps == 8 and resumed.loss.w.item() != 10.0
+    seed.writer.close()
+    resumed.writer.close()
+
+
+def test_too_few_speakers_stops_with_a_how_to(corpus, tmp_path, capsys):
+    hp = tiny_hp(corpus, tmp_path)
+    hp.Train.Batch.Train.Speaker = 20
+    save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
+    assert Train.main(['-hp', str(tmp_path / 'hp.yaml')]) == 1
+    error = capsys.readouterr().err
+    assert error.count('\n') == 1 and 'Traceback' not in error
+    assert '12 speakers have at least 4 patterns' in error
+    assert 'Set Train.Batch.Train.Speaker to 12 or less' in error
+
+
+def test_missing_training_metadata_stops_with_a_how_to(corpus, tmp_path, capsys):
+    hp = tiny_hp(corpus, tmp_path)
+    hp.Train.Train_Pattern.Path = str(tmp_path / 'nowhere')
+    save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
+    assert Train.main(['-hp', str(tmp_path / 'hp.yaml')]) == 1
+    error = capsys.readouterr().err
+    assert 'nowhere/METADATA.PICKLE: no metadata file' in error and 'Pattern_Generate.py' in error
+    assert Train.main(['-hp', str(tmp_path / 'missing.yaml')]) == 1
+    assert 'no such hyper-parameter file' in capsys.readouterr().err
+
+
+def test_missing_evaluation_metadata_trains_without_evaluation(corpus, tmp_path):
+    hp = tiny_hp(corpus, tmp_path, Max_Step=2, Initial_Inference=True, Evaluation_Interval=1)
+    hp.Train.Eval_Pattern.Path = str(tmp_path / 'no-eval')
+    messages = []
+    trainer = Train.train(hp, log=messages.append)
+    assert trainer.outcome == 'finished' and trainer.steps == 2
+    assert any('no metadata file' in message and 'without evaluation' in message for message in messages)
+    assert not os.path.exists(os.path.join(hp.Log_Path, 'Figures'))
+
+
+def test_non_finite_losses_are_skipped_and_ten_in_a_row_stop(corpus, tmp_path):
+    hp = tiny_hp(corpus, tmp_path, Max_Step=4, Checkpoint_Save_Interval=1000)
+    messages = []
+    trainer = Train.Trainer(hp, log=messages.append)
+    compute = trainer.loss.forward
+    calls = {'count': 0}
+
+    def sometimes_nan(embeddings):
+        calls['count'] += 1
+        loss = compute(embeddings)
+        return loss * float('nan') if calls['count'] == 2 or calls['count'] > 4 else loss
+
+    trainer.loss.forward = sometimes_nan
+    before = [parameter.clone() for parameter in trainer.encoder.parameters()]
+    with pytest.raises(Train.TrainingError) as error:
+        trainer.run()
+    assert 'not finite in 10 steps in a row' in str(error.value) and 'no checkpoint was written' in str(error.value)
+    assert trainer.steps == 3 and trainer.skipped_steps == 11          # call 2 and calls 5-14 were skipped
+    assert any(message.startswith('Step 2: non-finite loss') for message in messages)
+    assert not any(name.startswith('S_') for name in os.listdir(hp.Checkpoint_Path))
+    after = trainer.encoder.state_dict()
+    assert all(torch.isfinite(value).all() for value in after.values())
+    assert any(not torch.equal(old, new) for old, new in zip(before, trainer.encoder.parameters()))
+
+
+def test_ctrl_c_saves_and_exits_cleanly(corpus, tmp_path):
+    hp = tiny_hp(corpus, tmp_path, Max_Step=1_000_000, Checkpoint_Save_Interval=1_000_000, Logging_Interval=1)
+    save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
+    environment = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    process = subprocess.Popen([sys.executable, 'Train.py', '-hp', str(tmp_path / 'hp.yaml')], cwd=ROOT,
+                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not (os.path.isdir(hp.Log_Path) and os.listdir(hp.Log_Path)) and time.time() < deadline:
+        time.sleep(0.2)                                      # the run has started when its log appears
+    time.sleep(1.5)                                          # some steps
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert 'Traceback' not in stderr
+    steps = Train.list_checkpoints(hp.Checkpoint_Path)
+    assert len(steps) == 1 and steps[0] > 0
+    assert f'SIGINT: stopped at step {steps[0]}; resume with: python Train.py -hp {tmp_path}/hp.yaml -s {steps[0]}' in stdout
+    assert Train.load_checkpoint(Train.checkpoint_file(hp.Checkpoint_Path, steps[0]))['Steps'] == steps[0]
+
+
+def test_two_processes_with_gloo(corpus, tmp_path):
+    hp = tiny_hp(corpus, tmp_path, Max_Step=6, Checkpoint_Save_Interval=3, Evaluation_Interval=6, Num_Workers=1)
+    hp.Train.Batch.Train.Speaker = 3                        # 2 x 3 of the 12 speakers per step
+    save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
+    result = run_script(['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+                         'Train.py', '-hp', str(tmp_path / 'hp.yaml')], timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count('Run directory') == 1          # only rank 0 logs
+    assert result.stdout.count('Finished training at step 6') == 1
+    assert Train.list_checkpoints(hp.Checkpoint_Path) == [3, 6]
+    state = Train.load_checkpoint(Train.checkpoint_file(hp.Checkpoint_Path, 6))
+    assert all(key.startswith('layer_Dict.') for key in state['Model'])     # no 'module.' prefix
+    assert state['Loss']['w'].item() != 10.0
+    assert os.path.isfile(os.path.join(hp.Log_Path, 'Figures', 'S6_multi.png'))
+    # Too few speakers for 2 processes x 7: the how-to names the processes.
+    hp.Train.Batch.Train.Speaker = 7
+    save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
+    result = run_script(['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+                         'Train.py', '-hp', str(tmp_path / 'hp.yaml')], timeout=180)
+    assert result.returncode != 0 and 'a batch takes 7 x 2 processes speakers' in result.stderr
