@@ -169,13 +169,12 @@ def _ignore_interrupts(worker_id: int) -> None:
 
 
 def make_loader(dataset, collater, speakers_per_batch: int, num_workers: int, training: bool,
-                pin_memory: bool = False, sampler=None, generator: torch.Generator = None):
+                pin_memory: bool = False, sampler=None):
     """A DataLoader of speaker batches. Training: shuffled (or the given sampler), full batches
-    only, workers kept alive across epochs and prefetching, so that a step rarely waits."""
+    only, workers kept alive across epochs, each preparing two batches ahead, so that a step
+    rarely waits. Evaluation: every speaker in order, the last batch possibly smaller."""
     return torch.utils.data.DataLoader(
         dataset, batch_size=speakers_per_batch, collate_fn=collater,
         shuffle=training and sampler is None, sampler=sampler, drop_last=training,
         num_workers=num_workers, persistent_workers=training and num_workers > 0,
-        prefetch_factor=(4 if training else 2) if num_workers > 0 else None,
-        worker_init_fn=_ignore_interrupts if num_workers > 0 else None,
-        pin_memory=pin_memory, generator=generator)
+        worker_init_fn=_ignore_interrupts if num_workers > 0 else None, pin_memory=pin_memory)

@@ -149,13 +149,13 @@ def seed_modules(mel_dim, lstm_size, stacks, embedding_size):
             x = embeddings.view(embeddings.size(0) // utterances, utterances, -1)           # [N, M, D]
             own = self.cosine(x, x.sum(dim=1, keepdim=True).expand(-1, x.size(1), -1))
             own = self.weight * own + self.bias                                              # [N, M]
-            mask = (1.0 - torch.eye(x.size(0)).unsqueeze(1).expand(-1, x.size(1), -1)).bool()
+            mask = (1.0 - torch.eye(x.size(0)).to(x.device).unsqueeze(1).expand(-1, x.size(1), -1)).bool()
             others = self.cosine(embeddings.unsqueeze(1).expand(-1, x.size(0), -1),
                                  x.mean(dim=1).unsqueeze(0).expand(embeddings.size(0), -1, -1))
             others = (self.weight * others + self.bias).view(x.size(0), x.size(1), x.size(0))
             others = torch.masked_select(others, mask).view(x.size(0), x.size(1), x.size(0) - 1)
             logits = torch.cat([own.unsqueeze(2), others], dim=2).view(embeddings.size(0), -1)
-            return self.cross_entropy(logits, torch.zeros(embeddings.size(0), dtype=torch.long))
+            return self.cross_entropy(logits, torch.zeros(embeddings.size(0), dtype=torch.long).to(x.device))
 
     return SeedEncoder(), SeedLoss()
 
@@ -164,7 +164,9 @@ def seed_child(args, hp) -> dict:
     import torch
     warnings.filterwarnings('ignore', message='.*pin_memory.*')
     train = hp.Train
+    device = torch.device('cpu' if args.device == '-1' or not torch.cuda.is_available() else f'cuda:{args.device}')
     encoder, loss = seed_modules(hp.Sound.Mel_Dim, hp.Encoder.LSTM.Sizes, hp.Encoder.LSTM.Stacks, hp.Encoder.Embedding_Size)
+    encoder, loss = encoder.to(device), loss.to(device)
     optimizer = torch.optim.RAdam(encoder.parameters(), lr=train.Learning_Rate.Initial, eps=train.Learning_Rate.Epsilon)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, train.Learning_Rate.Decay_Step, train.Learning_Rate.Decay_Rate)
     loader = torch.utils.data.DataLoader(
@@ -174,7 +176,7 @@ def seed_child(args, hp) -> dict:
 
     def step(mels):
         nonlocal running_loss
-        value = loss(encoder(mels), args.utterances)
+        value = loss(encoder(mels.to(device)), args.utterances)
         optimizer.zero_grad()
         value.backward()
         torch.nn.utils.clip_grad_norm_(encoder.parameters(), train.Gradient_Norm)
@@ -182,7 +184,7 @@ def seed_child(args, hp) -> dict:
         scheduler.step()
         running_loss += value            # the seed's running loss: a tensor with its graph
 
-    return timed_steps(args, lambda: iter(loader), step)
+    return timed_steps(args, lambda: iter(loader), step, device)
 
 
 def ours_child(args, hp) -> dict:
@@ -194,18 +196,21 @@ def ours_child(args, hp) -> dict:
     hp.Device = args.device
     hp.Train.Mixed_Precision = args.variant == 'mixed'
     trainer = Train.Trainer(hp, log=lambda message: None)
-    result = timed_steps(args, lambda: iter(trainer.train_loader), trainer.train_step)
+    result = timed_steps(args, lambda: iter(trainer.train_loader), trainer.train_step, trainer.device)
     trainer.writer.close()
     del trainer.train_loader                 # shuts the persistent workers down, so that their peak counts
     return result
 
 
-def timed_steps(args, new_epoch, step) -> dict:
+def timed_steps(args, new_epoch, step, device) -> dict:
     """Runs warm-up steps, then args.steps timed steps; the clock covers waiting for batches."""
     import gc
+    import torch
+    synchronize = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
     batches, done, waited, started = new_epoch(), 0, 0.0, None
     while done < args.warmup + args.steps:
         if done == args.warmup:
+            synchronize()
             waited, started = 0.0, time.perf_counter()
         wait_started = time.perf_counter()
         mels = next(batches, None)
@@ -215,11 +220,13 @@ def timed_steps(args, new_epoch, step) -> dict:
         waited += time.perf_counter() - wait_started
         step(mels)
         done += 1
+    synchronize()
     seconds = time.perf_counter() - started
     del batches
     gc.collect()
     return {'utterances_per_second': args.steps * args.speakers * args.utterances / seconds,
-            'wait_share': waited / seconds, 'seconds': seconds}
+            'wait_share': waited / seconds, 'seconds': seconds,
+            'gpu_peak_mib': torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == 'cuda' else 0.0}
 
 
 def child(args) -> None:
@@ -269,22 +276,29 @@ def main() -> None:
                     f'--{key}={getattr(args, key)}' for key in ('speakers', 'utterances', 'steps', 'warmup', 'threads', 'device')]
                 output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
                 results[variant].append(json.loads(output.strip().splitlines()[-1]))
-                print(f'round {round_index + 1} {variant}: {results[variant][-1]["utterances_per_second"]:.1f} utterances/s',
-                      flush=True)
-        batch = f'{args.speakers} speakers x {args.utterances} utterances, 140-180 frames'
-        summary = {}
-        for variant, runs in results.items():
-            summary[variant] = {
-                'rate': sum(args.steps * args.speakers * args.utterances for _ in runs) / sum(run['seconds'] for run in runs),
-                'wait': sum(run['wait_share'] * run['seconds'] for run in runs) / sum(run['seconds'] for run in runs),
-                'main': max(run['main_rss_mib'] for run in runs), 'workers': max(run['worker_rss_mib'] for run in runs)}
-        print(f'\n{batch}, {args.rounds} x {args.steps} timed steps each, torch threads: {args.threads or "default"}; '
+            rates = {variant: runs[-1]['utterances_per_second'] for variant, runs in results.items()}
+            print(f'round {round_index + 1}: seed-style {rates["seed"]:.1f}, ours {rates["ours"]:.1f} '
+                  f'({rates["ours"] / rates["seed"]:.2f}x), ours with Mixed_Precision {rates["mixed"]:.1f} '
+                  f'({rates["mixed"] / rates["seed"]:.2f}x) utterances/s', flush=True)
+        frames = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml')).Train.Frame_Length
+        print(f'\n{args.speakers} speakers x {args.utterances} utterances, {frames.Min}-{frames.Max} frames; '
+              f'{args.rounds} rounds x {args.steps} timed steps per variant; torch threads: {args.threads or "default"}; '
               f'Mixed_Precision: {"bfloat16" if args.device == "-1" else "float16"} autocast')
         names = {'seed': 'seed-style step', 'ours': 'this project', 'mixed': 'this project, Mixed_Precision'}
-        for variant, figures in summary.items():
-            print(f'  {names[variant]:30s} {figures["rate"]:7.1f} utterances/s ({figures["rate"] / summary["seed"]["rate"]:.2f}x), '
-                  f'data wait {100 * figures["wait"]:4.1f}% of the step, peak RSS main {figures["main"]:.0f} MiB, '
-                  f'per worker {figures["workers"]:.0f} MiB')
+        seed_rate = None
+        for variant, runs in results.items():
+            seconds = sum(run['seconds'] for run in runs)
+            rate = len(runs) * args.steps * args.speakers * args.utterances / seconds
+            seed_rate = seed_rate or rate
+            ratios = sorted(run['utterances_per_second'] / seed['utterances_per_second']
+                            for run, seed in zip(runs, results['seed']))
+            gpu = max(run['gpu_peak_mib'] for run in runs)
+            print(f'  {names[variant]:30s} {rate:7.1f} utterances/s ({rate / seed_rate:.2f}x over all rounds, '
+                  f'median round {ratios[len(ratios) // 2]:.2f}x); data wait '
+                  f'{100 * sum(run["wait_share"] * run["seconds"] for run in runs) / seconds:.1f}% of the step; '
+                  f'peak RSS main {max(run["main_rss_mib"] for run in runs):.0f} MiB, '
+                  f'per worker {max(run["worker_rss_mib"] for run in runs):.0f} MiB'
+                  + (f', GPU {gpu:.0f} MiB' if gpu else ''))
         print('command: python benchmarks/train_step.py ' + ' '.join(
             f'--{key} {getattr(args, key)}' for key in ('speakers', 'utterances', 'steps', 'warmup', 'rounds',
                                                          'corpus_speakers', 'corpus_utterances', 'threads', 'device')))

@@ -269,3 +269,21 @@ def test_two_processes_with_gloo(corpus, tmp_path):
     result = run_script(['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
                          'Train.py', '-hp', str(tmp_path / 'hp.yaml')], timeout=180)
     assert result.returncode != 0 and 'a batch takes 7 x 2 processes speakers' in result.stderr
+
+
+def test_device_falls_back_to_the_cpu_with_a_warning():
+    messages = []
+    assert Train.select_device('-1', 0, False, messages.append) == torch.device('cpu') and not messages
+    if not torch.cuda.is_available():
+        assert Train.select_device('0', 0, False, messages.append) == torch.device('cpu')
+        assert "Device is '0' but CUDA is not available" in messages[0]
+
+
+@pytest.mark.skipif(not Train.cpu_has_bfloat16(), reason='this CPU has no native bfloat16')
+def test_mixed_precision_on_the_cpu_trains_in_bfloat16(corpus, tmp_path):
+    hp = tiny_hp(corpus, tmp_path, Max_Step=6, Checkpoint_Save_Interval=6, Mixed_Precision=True)
+    trainer = Train.train(hp, log=lambda message: None)
+    assert trainer.mixed_precision and trainer.autocast_dtype == torch.bfloat16 and not trainer.scaler.is_enabled()
+    state = Train.load_checkpoint(Train.checkpoint_file(hp.Checkpoint_Path, 6))
+    assert 'Scaler' not in state and all(value.dtype == torch.float32 for value in state['Model'].values())
+    assert all(torch.isfinite(value).all() for value in state['Model'].values())
