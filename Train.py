@@ -161,7 +161,7 @@ def tsne_figure(embeddings: np.ndarray, labels: list, title: str):
     matplotlib.use('agg')
     import matplotlib.pyplot as plt
     from sklearn.manifold import TSNE
-    points = TSNE(n_components=2, perplexity=min(30.0, len(embeddings) - 1.0), init='pca',
+    points = TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(embeddings) - 1) / 3)), init='pca',
                   random_state=0).fit_transform(embeddings)
     figure, axes = plt.subplots(figsize=(8, 8))
     for label in dict.fromkeys(labels):
@@ -197,6 +197,8 @@ class Trainer:
         self.distributed = self.world_size > 1
         self.is_main = self.rank == 0
         self.log = (log or tqdm.write) if self.is_main else (lambda message: None)
+        if resume_step and not os.path.isfile(checkpoint_file(hp.Checkpoint_Path, resume_step)):
+            raise TrainingError(missing_checkpoint_message(hp.Checkpoint_Path, resume_step))
         self.device = select_device(hp.Device, local_rank, self.distributed, self.log)
         configure_cpu_arithmetic()
         if self.distributed and not torch.distributed.is_initialized():
@@ -309,8 +311,6 @@ class Trainer:
 
     def load(self, step: int) -> None:
         path = checkpoint_file(self.hp.Checkpoint_Path, step)
-        if not os.path.isfile(path):
-            raise TrainingError(missing_checkpoint_message(self.hp.Checkpoint_Path, step))
         state = load_checkpoint(path)
         self.encoder.load_state_dict(state['Model'])
         optimizer_state = state['Optimizer']
