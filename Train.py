@@ -466,8 +466,8 @@ class Trainer:
                         losses.append(loss)
                         bar.update(1)
                         elapsed = time.perf_counter() - window_started
-                        bar.set_postfix(loss=f'{np.mean(losses):.4f}', utt_s=f'{len(losses) * utterances / elapsed:.1f}',
-                                        refresh=False)
+                        bar.set_postfix({'loss': f'{np.mean(losses):.4f}',
+                                         'utterances/s': f'{len(losses) * utterances / elapsed:.1f}'}, refresh=False)
                         if self.steps % train_hp.Logging_Interval == 0:
                             self._log_training(losses, waited, elapsed, utterances)
                             losses, waited, window_started = [], 0.0, time.perf_counter()
