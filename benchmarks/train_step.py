@@ -25,6 +25,7 @@ import pickle
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -290,11 +291,11 @@ def main() -> None:
             seconds = sum(run['seconds'] for run in runs)
             rate = len(runs) * args.steps * args.speakers * args.utterances / seconds
             seed_rate = seed_rate or rate
-            ratios = sorted(run['utterances_per_second'] / seed['utterances_per_second']
-                            for run, seed in zip(runs, results['seed']))
+            ratio = statistics.median(run['utterances_per_second'] / seed['utterances_per_second']
+                                      for run, seed in zip(runs, results['seed']))
             gpu = max(run['gpu_peak_mib'] for run in runs)
             print(f'  {names[variant]:30s} {rate:7.1f} utterances/s ({rate / seed_rate:.2f}x over all rounds, '
-                  f'median round {ratios[len(ratios) // 2]:.2f}x); data wait '
+                  f'median round {ratio:.2f}x); data wait '
                   f'{100 * sum(run["wait_share"] * run["seconds"] for run in runs) / seconds:.1f}% of the step; '
                   f'peak RSS main {max(run["main_rss_mib"] for run in runs):.0f} MiB, '
                   f'per worker {max(run["worker_rss_mib"] for run in runs):.0f} MiB'
