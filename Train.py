@@ -357,6 +357,8 @@ class Trainer:
         loss_value, norm_value, stops = report.tolist()
         if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
             self.optimizer.zero_grad(set_to_none=True)
+            if self.scaler.is_enabled():
+                self.scaler.update()   # closes the step's unscale_; an overflow lowers the scale
             return None, stops > 0
         self.scaler.step(self.optimizer)
         self.scaler.update()

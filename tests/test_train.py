@@ -204,10 +204,13 @@ def test_missing_evaluation_metadata_trains_without_evaluation(corpus, tmp_path)
     assert not os.path.exists(os.path.join(hp.Log_Path, 'Figures'))
 
 
-def test_non_finite_losses_are_skipped_and_ten_in_a_row_stop(corpus, tmp_path):
+@pytest.mark.parametrize('loss_scaling', [False, True], ids=['float32', 'loss-scaling'])
+def test_non_finite_losses_are_skipped_and_ten_in_a_row_stop(corpus, tmp_path, loss_scaling):
     hp = tiny_hp(corpus, tmp_path, Max_Step=4, Checkpoint_Save_Interval=1000)
     messages = []
     trainer = Train.Trainer(hp, log=messages.append)
+    if loss_scaling:            # as with Mixed_Precision on CUDA, here on the CPU
+        trainer.scaler = torch.amp.GradScaler('cpu', enabled=True)
     compute = trainer.loss.forward
     calls = {'count': 0}
 
