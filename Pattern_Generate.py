@@ -272,12 +272,18 @@ def main(argv=None) -> int:
         print(f'shard done; when every shard has finished, merge with: python Pattern_Generate.py -hp {args.hyper_parameters} --metadata')
         return 0
     roots = sorted({job.root for job in jobs}) if given else [hp.Train.Train_Pattern.Path, hp.Train.Eval_Pattern.Path]
+    built = 0
     for root, metadata_file in ((hp.Train.Train_Pattern.Path, hp.Train.Train_Pattern.Metadata_File),
                                 (hp.Train.Eval_Pattern.Path, hp.Train.Eval_Pattern.Metadata_File)):
         if root in roots and os.path.isdir(root):
             if args.metadata:
                 remove_temporaries(root)
             Patterns.build_metadata(root, hp.Sound, metadata_file)
+            built += 1
+    if not built:
+        print(f'no pattern folder at {" or ".join(roots)}: nothing to build metadata from '
+              f'(generate patterns first, e.g. python Pattern_Generate.py -vctk DIR)', file=sys.stderr)
+        return 1
     return 0
 
 

@@ -168,6 +168,11 @@ def test_a_killed_run_leaves_no_broken_pattern_and_resumes(tmp_path, hp_file):
     assert not [name for name in os.listdir(f'{root}/VCTK') if '.tmp-' in name]
 
 
+def test_metadata_without_patterns_says_so(hp_file, capsys):
+    assert Pattern_Generate.main(['-hp', hp_file, '--metadata']) == 1
+    assert 'no pattern folder at' in capsys.readouterr().err
+
+
 def test_no_corpus_is_an_error(hp_file, capsys):
     with pytest.raises(SystemExit):
         Pattern_Generate.main(['-hp', hp_file])
