@@ -2,8 +2,9 @@
 # Installs everything the project needs on a fresh machine with Python 3 and pip.
 set -euo pipefail
 cd "$(dirname "$0")"
-# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build.
-python -m pip install -q torch==2.13.0
+# torch first and pinned: an unpinned torch pulls a multi-GB CUDA build. A torch already
+# installed (a CUDA build on a GPU machine, say) is kept.
+python -c 'import torch' 2>/dev/null || python -m pip install -q torch==2.13.0
 python -m pip install -q -r requirements.txt pytest
 # ffmpeg decodes VoxCeleb2's .m4a; without it only those files are refused.
 if ! command -v ffmpeg >/dev/null 2>&1; then
