@@ -9,6 +9,8 @@ from types import SimpleNamespace
 
 import yaml
 
+from Patterns import write_atomically
+
 # Keys the port added. A seed user's file lacks them and still loads.
 PORT_DEFAULTS = {
     'Sound': {
@@ -75,7 +77,4 @@ def load_hyper_parameters(path: str = 'Hyper_Parameter.yaml') -> SimpleNamespace
 def save_hyper_parameters(hp: SimpleNamespace, path: str) -> None:
     """Write hp as YAML (atomically), e.g. beside a run's checkpoints."""
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    temporary = f'{path}.tmp-{os.getpid()}'
-    with open(temporary, 'w', encoding='utf-8') as stream:
-        yaml.safe_dump(to_dict(hp), stream, sort_keys=False)
-    os.replace(temporary, path)
+    write_atomically(path, yaml.safe_dump(to_dict(hp), sort_keys=False).encode('utf-8'))

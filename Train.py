@@ -13,6 +13,7 @@ Other code calls `train(hp, resume_step)`; the tests call the pieces (`Trainer.t
 `Trainer.evaluate`, `save_checkpoint`, `load_checkpoint`, `list_checkpoints`).
 """
 import argparse
+import io
 import math
 import os
 import re
@@ -29,7 +30,7 @@ from Hyper_Parameters import HyperParameterError, load_hyper_parameters, save_hy
 from Loss import GE2ELoss
 from Metrics import equal_error_rate
 from Modules import Encoder
-from Patterns import MetadataError
+from Patterns import MetadataError, write_atomically
 
 MAX_NONFINITE_IN_A_ROW = 10
 EER_MAX_UTTERANCES = 5000         # pairs grow with the square: the EER uses at most this many utterances
@@ -70,11 +71,11 @@ def list_checkpoints(checkpoint_path: str) -> list:
 
 
 def save_checkpoint(state: dict, path: str) -> None:
-    """torch.save under a temporary name, then rename: a kill never leaves a truncated checkpoint."""
+    """torch.save, written atomically: a kill never leaves a truncated checkpoint."""
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    temporary = f'{path}.tmp-{os.getpid()}'
-    torch.save(state, temporary)
-    os.replace(temporary, path)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_atomically(path, buffer.getvalue())
 
 
 def load_checkpoint(path: str) -> dict:
