@@ -519,15 +519,13 @@ class NpyRowWriter:
         os.replace(f'{self.path}.partial', self.path)
 
 
-def plot_tsne(vectors: np.ndarray, labels: list, path: str, title: str) -> bool:
-    """A t-SNE scatter of unit vectors [n, E] coloured and shaped by label; False when n < 5."""
-    if len(vectors) < 5:
-        return False
+def tsne_figure(vectors: np.ndarray, labels: list, title: str):
+    """A matplotlib figure: t-SNE of vectors [n >= 3, E], coloured and shaped by label, legend beside."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     from sklearn.manifold import TSNE
-    points = TSNE(n_components=2, perplexity=min(30.0, (len(vectors) - 1) / 3), init='pca',
+    points = TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(vectors) - 1) / 3)), init='pca',
                   random_state=0).fit_transform(vectors)
     names = list(dict.fromkeys(labels))
     colours = plt.get_cmap('tab10').colors
@@ -542,6 +540,15 @@ def plot_tsne(vectors: np.ndarray, labels: list, path: str, title: str) -> bool:
     axes.set_yticks([])
     axes.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize='small', markerscale=1.2,
                 ncol=1 if len(names) <= 15 else 2, frameon=False)
+    return figure
+
+
+def plot_tsne(vectors: np.ndarray, labels: list, path: str, title: str) -> bool:
+    """tsne_figure saved as a PNG at path; False (nothing drawn) when n < 5."""
+    if len(vectors) < 5:
+        return False
+    import matplotlib.pyplot as plt
+    figure = tsne_figure(vectors, labels, title)
     figure.savefig(path, dpi=120, bbox_inches='tight')
     plt.close(figure)
     return True

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 import Datasets
 from Hyper_Parameters import HyperParameterError, load_hyper_parameters, save_hyper_parameters
+from Inference import tsne_figure
 from Loss import GE2ELoss
 from Metrics import equal_error_rate
 from Modules import Encoder
@@ -154,25 +155,7 @@ class StopRequest:
         self.signal_name = signal.Signals(number).name
 
 
-# ------------------------------------------------------------------------------------- figures
-
-def tsne_figure(embeddings: np.ndarray, labels: list, title: str):
-    """A 2-D t-SNE scatter of embeddings [n, D], one colour per label, legend 'dataset.speaker'."""
-    import matplotlib
-    matplotlib.use('agg')
-    import matplotlib.pyplot as plt
-    from sklearn.manifold import TSNE
-    points = TSNE(n_components=2, perplexity=min(30.0, max(2.0, (len(embeddings) - 1) / 3)), init='pca',
-                  random_state=0).fit_transform(embeddings)
-    figure, axes = plt.subplots(figsize=(8, 8))
-    for label in dict.fromkeys(labels):
-        chosen = [index for index, other in enumerate(labels) if other == label]
-        axes.scatter(points[chosen, 0], points[chosen, 1], s=12, label=label)
-    axes.legend(fontsize='small', loc='best')
-    axes.set_title(title)
-    figure.tight_layout()
-    return figure
-
+# ------------------------------------------------------------------------------------- evaluation
 
 def verification_eer(embeddings: torch.Tensor, labels: list) -> float:
     """EER (fraction) of cosine scores over every pair of (L2-normalised) utterance embeddings."""
@@ -414,7 +397,7 @@ class Trainer:
         import matplotlib.pyplot as plt
         for kind, title in (('single', 'one crop of Min..Max frames'), ('multi', 'multi-slice average')):
             figure = tsne_figure(result[kind][:shown].numpy(), labels, f'Step {self.steps}: {title}')
-            figure.savefig(os.path.join(figures, f'S{self.steps}_{kind}.png'))
+            figure.savefig(os.path.join(figures, f'S{self.steps}_{kind}.png'), dpi=120, bbox_inches='tight')
             self.writer.add_figure(f'evaluation/tsne_{kind}', figure, self.steps)
             plt.close(figure)
         self.writer.add_embedding(result['multi'][:shown], metadata=labels, global_step=self.steps,
