@@ -24,6 +24,7 @@ TRIM_HOP_LENGTH = 16
 TRIM_GAIN = 0.99
 MIN_LEVEL_DB = -100.0
 AMPLITUDE_FLOOR = 1e-5
+FFMPEG_EXTENSIONS = ('.m4a', '.aac', '.mp4')   # compressed audio that only ffmpeg decodes here
 
 
 class AudioRejected(Exception):
@@ -50,7 +51,7 @@ def _decode_with_ffmpeg(path: str) -> tuple[np.ndarray, int]:
 
 def read_audio(path: str) -> tuple[np.ndarray, int]:
     """Samples of any channel count, bit depth or rate -> (mono float32 [samples], native rate)."""
-    if path.lower().endswith(('.m4a', '.aac', '.mp4')):
+    if path.lower().endswith(FFMPEG_EXTENSIONS):
         samples, rate = _decode_with_ffmpeg(path)
     else:
         try:

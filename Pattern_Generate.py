@@ -183,12 +183,12 @@ def generate(jobs: list, hp, workers: int, clean_temporaries: bool = True, log=p
     counts['skipped (already done)'] = len(jobs) - len(todo)
 
     if shutil.which('ffmpeg') is None:
-        compressed = [job for job in todo if job.audio_path.lower().endswith('.m4a')]
+        compressed = [job for job in todo if job.audio_path.lower().endswith(Audio.FFMPEG_EXTENSIONS)]
         if compressed:
             log(f'ffmpeg is not installed: {len(compressed)} .m4a files cannot be decoded and are skipped '
                 f'(install it, e.g. apt-get install ffmpeg, and run again)')
             counts['rejected: needs ffmpeg'] = len(compressed)
-            todo = [job for job in todo if not job.audio_path.lower().endswith('.m4a')]
+            todo = [job for job in todo if not job.audio_path.lower().endswith(Audio.FFMPEG_EXTENSIONS)]
 
     progress = tqdm(total=len(todo), desc='Patterns', unit='file', smoothing=0.05)
     pool = None
