@@ -219,22 +219,29 @@ def pack(root: str, metadata_file: str = 'METADATA.PICKLE', shard: tuple = None,
             and manifest['folders'] == signature and len(live) == manifest['patterns']:
         log(f'{folder}: up to date ({len(wanted)} patterns)')
         return counts
-    mel_dim = _mel_dim(metadata, folder, parts)
+    commit(folder, generation, live, parts, _mel_dim(metadata, folder, parts), metadata_file, digest, signature, log)
+    log(f'{folder}: {len(packed)} packed now, {counts["reused"]} reused')
+    return counts
+
+
+def commit(folder: str, generation: int, live: dict, parts: list, mel_dim: int, metadata_file: str, digest: str,
+           signature: dict, log=print) -> dict:
+    """Write the index and then the manifest of `live` rows ({key: (part, first frame, frames)});
+    delete every file of the folder they do not name. Returns the manifest."""
     part_frames = {part: os.path.getsize(os.path.join(folder, part + '.mels')) // (mel_dim * DTYPE.itemsize) for part in parts}
-    new_manifest = {'format': FORMAT, 'dtype': DTYPE.str, 'mel_dim': mel_dim, 'generation': generation,
-                    'metadata_file': metadata_file, 'metadata_sha256': digest, 'folders': signature,
-                    'index': _write_index(folder, generation, live, parts),
-                    'parts': [{'name': part, 'frames': part_frames[part]} for part in parts],
-                    'patterns': len(live), 'frames': sum(frames for _, _, frames in live.values())}
-    Patterns.write_atomically(os.path.join(folder, MANIFEST), json.dumps(new_manifest, indent=1).encode())
-    keep = {MANIFEST, new_manifest['index']} | {part + suffix for part in parts for suffix in ('.mels', '.rows')}
+    manifest = {'format': FORMAT, 'dtype': DTYPE.str, 'mel_dim': mel_dim, 'generation': generation,
+                'metadata_file': metadata_file, 'metadata_sha256': digest, 'folders': signature,
+                'index': _write_index(folder, generation, live, parts),
+                'parts': [{'name': part, 'frames': part_frames[part]} for part in parts],
+                'patterns': len(live), 'frames': sum(frames for _, _, frames in live.values())}
+    Patterns.write_atomically(os.path.join(folder, MANIFEST), json.dumps(manifest, indent=1).encode())
+    keep = {MANIFEST, manifest['index']} | {part + suffix for part in parts for suffix in ('.mels', '.rows')}
     for path in glob.glob(os.path.join(folder, '*')):
         if os.path.basename(path) not in keep:
             os.remove(path)
     size = sum(part_frames.values()) * mel_dim * DTYPE.itemsize
-    log(f'{folder}: {len(live)} patterns, {new_manifest["frames"]} frames ({size / 2 ** 30:.2f} GiB) in '
-        f'{len(parts)} parts; {len(packed)} packed now, {counts["reused"]} reused')
-    return counts
+    log(f'{folder}: {len(live)} patterns, {manifest["frames"]} frames ({size / 2 ** 30:.2f} GiB) in {len(parts)} parts')
+    return manifest
 
 
 def _mel_dim(metadata: dict, folder: str, parts: list) -> int:
