@@ -132,11 +132,19 @@ def check_enough_speakers(dataset: SpeakerDataset, speakers_per_batch: int, proc
 
 def _frame_major(crops: list, length: int, mel_dim: int) -> torch.Tensor:
     """[batch] crops [length, mel_dim] -> mels [batch, mel_dim, length], a view of frame-major
-    memory [length, batch, mel_dim]: the layout the encoder's LSTMs read, so no copy later."""
-    buffer = np.empty((length, len(crops), mel_dim), dtype=np.float32)
+    memory [length, batch, mel_dim]: the layout the encoder's LSTMs read, so no copy later.
+    In a DataLoader worker the memory is shared from the start (as torch's default_collate
+    does), so the batch reaches the trainer without a copy."""
+    shape = (length, len(crops), mel_dim)
+    if torch.utils.data.get_worker_info() is None:
+        buffer = torch.empty(shape)
+    else:
+        storage = torch.empty(0)._typed_storage()._new_shared(length * len(crops) * mel_dim)
+        buffer = torch.empty(0).new(storage).view(shape)
+    frames = buffer.numpy()
     for index, crop in enumerate(crops):
-        buffer[:, index] = crop
-    return torch.from_numpy(buffer).permute(1, 2, 0)
+        frames[:, index] = crop
+    return buffer.permute(1, 2, 0)
 
 
 class TrainCollater:
