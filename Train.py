@@ -223,10 +223,12 @@ class Trainer:
         train_hp = self.hp.Train
         batch = train_hp.Batch.Train
         self.train_dataset = Datasets.load_speaker_dataset(
-            train_hp.Train_Pattern, self.hp.Sound, batch.Pattern_per_Speaker, train_hp.Use_Pattern_Cache)
+            train_hp.Train_Pattern, self.hp.Sound, batch.Pattern_per_Speaker, train_hp.Use_Pattern_Cache,
+            use_store=train_hp.Use_Packed_Store, log=self.log)
         self.log(f'{train_hp.Train_Pattern.Path}: {len(self.train_dataset)} training speakers with at least '
                  f'{batch.Pattern_per_Speaker} patterns, {self.train_dataset.left_out} with fewer left out '
-                 f'(Train.Batch.Train.Pattern_per_Speaker)')
+                 f'(Train.Batch.Train.Pattern_per_Speaker); reading '
+                 + ('its packed store' if self.train_dataset.store is not None else 'the pattern pickles'))
         Datasets.check_enough_speakers(self.train_dataset, batch.Speaker, self.world_size)
         # Under DDP every rank shuffles the speakers alike (seed 0, the epoch) and takes its own share.
         sampler = torch.utils.data.DistributedSampler(self.train_dataset, drop_last=True) if self.distributed else None
@@ -243,7 +245,8 @@ class Trainer:
         batch = train_hp.Batch.Eval
         try:
             dataset = Datasets.load_speaker_dataset(
-                train_hp.Eval_Pattern, self.hp.Sound, batch.Pattern_per_Speaker, False, fixed_seed=EVAL_SEED)
+                train_hp.Eval_Pattern, self.hp.Sound, batch.Pattern_per_Speaker, False, fixed_seed=EVAL_SEED,
+                use_store=train_hp.Use_Packed_Store, log=self.log)
         except MetadataError as error:
             self.log(f'{error}\nTraining goes on without evaluation (no evaluation loss, EER or t-SNE figures); '
                      f'for evaluation, generate patterns with python Pattern_Generate.py -vc1t DIR.')
