@@ -36,9 +36,9 @@ from train_step import timed_steps, write_pattern_corpus  # noqa: E402
 
 SIZES = {   # full: the project's defaults; quick: seconds on a CPU
     'full': dict(speakers=64, utterances=15, corpus_speakers=128, corpus_utterances=20, steps=20, warmup=3,
-                 audio_files=400, lstm=256, embedding=256, workers=None),
+                 audio_files=400, lstm=256, embedding=256, workers=(2, 8)),
     'quick': dict(speakers=4, utterances=3, corpus_speakers=8, corpus_utterances=4, steps=2, warmup=1,
-                  audio_files=6, lstm=32, embedding=32, workers=0),
+                  audio_files=6, lstm=32, embedding=32, workers=(0,)),
 }
 
 
@@ -50,22 +50,21 @@ def environment(device: torch.device) -> str:
 
 
 def training_rows(hp, size: dict, folder: str, device: torch.device) -> list:
-    """[(precision, source, steps/s, data-wait share)] over Trainer.train_step."""
+    """[(loader workers, precision, source, steps/s, data-wait share)] over Trainer.train_step."""
     rows = []
     args = SimpleNamespace(steps=size['steps'], warmup=size['warmup'], speakers=size['speakers'], utterances=size['utterances'])
-    for mixed in (False, True):
-        for packed in (False, True):
-            hp.Train.Mixed_Precision, hp.Train.Use_Packed_Store = mixed, packed
-            hp.Checkpoint_Path = os.path.join(folder, 'checkpoints')
-            hp.Log_Path = os.path.join(folder, 'log')
-            trainer = Train.Trainer(hp, log=lambda message: None)
-            assert (trainer.train_dataset.store is not None) == packed
-            result = timed_steps(args, lambda: iter(trainer.train_loader), trainer.train_step, trainer.device)
-            trainer.writer.close()
-            precision = f'{str(trainer.autocast_dtype)[6:]} mixed' if trainer.mixed_precision else 'float32'
-            del trainer
-            rows.append((precision, 'packed store' if packed else 'pickles',
-                         result['utterances_per_second'] / (size['speakers'] * size['utterances']), result['wait_share']))
+    for workers, mixed, packed in ((w, m, p) for w in size['workers'] for m in (False, True) for p in (False, True)):
+        hp.Train.Mixed_Precision, hp.Train.Use_Packed_Store, hp.Train.Num_Workers = mixed, packed, workers
+        hp.Checkpoint_Path = os.path.join(folder, 'checkpoints')
+        hp.Log_Path = os.path.join(folder, 'log')
+        trainer = Train.Trainer(hp, log=lambda message: None)
+        assert (trainer.train_dataset.store is not None) == packed
+        result = timed_steps(args, lambda: iter(trainer.train_loader), trainer.train_step, trainer.device)
+        trainer.writer.close()
+        precision = f'{str(trainer.autocast_dtype)[6:]} mixed' if trainer.mixed_precision else 'float32'
+        del trainer
+        rows.append((workers, precision, 'packed store' if packed else 'pickles',
+                     result['utterances_per_second'] / (size['speakers'] * size['utterances']), result['wait_share']))
     return rows
 
 
@@ -101,7 +100,6 @@ def main(argv=None) -> int:
     hp.Device = '-1' if device.type == 'cpu' else str(device.index or 0)
     hp.Encoder.LSTM.Sizes, hp.Encoder.Embedding_Size = size['lstm'], size['embedding']
     hp.Train.Batch.Train.Speaker, hp.Train.Batch.Train.Pattern_per_Speaker = size['speakers'], size['utterances']
-    hp.Train.Num_Workers = size['workers'] if size['workers'] is not None else hp.Train.Num_Workers
     with tempfile.TemporaryDirectory(prefix='gpu_check_') as folder:
         started = time.perf_counter()
         hp.Train.Train_Pattern.Path = os.path.join(folder, 'patterns')
@@ -113,12 +111,12 @@ def main(argv=None) -> int:
         print(f'synthetic data written in {time.perf_counter() - started:.0f} s', flush=True)
         rows = training_rows(hp, size, folder, device)
         lines.append(f'training, {size["speakers"]} x {size["utterances"]} utterances of '
-                     f'{hp.Train.Frame_Length.Min}-{hp.Train.Frame_Length.Max} frames, {hp.Train.Num_Workers} loader '
-                     f'workers, encoder {hp.Encoder.LSTM.Stacks} x {size["lstm"]}:')
-        lines.append(f'  {"precision":16s} {"data source":14s} {"steps/s":>8s} {"data wait":>10s}')
-        lines += [f'  {precision:16s} {source:14s} {rate:8.2f} {100 * wait:9.1f}%' for precision, source, rate, wait in rows]
-        workers = size['workers'] if size['workers'] is not None else None
-        rate = inference_rate(hp, audio, device, workers)
+                     f'{hp.Train.Frame_Length.Min}-{hp.Train.Frame_Length.Max} frames, '
+                     f'encoder {hp.Encoder.LSTM.Stacks} x {size["lstm"]}:')
+        lines.append(f'  {"workers":>7s}  {"precision":16s} {"data source":14s} {"steps/s":>8s} {"data wait":>10s}')
+        lines += [f'  {workers:7d}  {precision:16s} {source:14s} {rate:8.2f} {100 * wait:9.1f}%'
+                  for workers, precision, source, rate, wait in rows]
+        rate = inference_rate(hp, audio, device, 0 if args.quick else None)
         lines.append(f'inference: {rate:.1f} utterances/s ({len(audio)} files of 2-6 s at 16 kHz, multi-slice, '
                      f'Inference.SpeakerEncoder.embed_files, float32)')
     lines.append(f'command: bash benchmarks/gpu_check.sh --device {args.device}' + (' --quick' if args.quick else ''))
