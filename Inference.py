@@ -34,6 +34,7 @@ import torch
 from tqdm import tqdm
 
 import Audio
+import Cpu_Defaults
 import Metrics
 import Slicing
 from Hyper_Parameters import HyperParameterError, load_hyper_parameters
@@ -215,7 +216,7 @@ class SpeakerEncoder:
         self.slices = slices
         self.device = torch.device(device)
         self.batch_size = batch_size
-        self.workers = default_workers() if workers is None else workers
+        self.workers = default_workers(precision) if workers is None else workers
         self.top_db = hp.Sound.Inference_Top_dB
         self.window_length = window_length(hp, slices)
         self.embedding_size = hp.Encoder.Embedding_Size
@@ -324,9 +325,9 @@ class SpeakerEncoder:
         return normalise(np.mean(vectors, axis=0))
 
 
-def default_workers() -> int:
-    """Decoding processes: one per core beside the encoder's, at least one."""
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
+def default_workers(precision: str = 'float32') -> int:
+    """Decoding processes that fit this CPU (Cpu_Defaults.choose)."""
+    return Cpu_Defaults.choose(precision == 'bfloat16').inference_workers
 
 
 def normalise(vector: np.ndarray) -> np.ndarray:
@@ -664,8 +665,8 @@ def parse_arguments(argv=None):
     parser.add_argument('--trials', help="a VoxCeleb trial list ('1 id10270/x/00001.wav id10270/y/00008.wav' per line)")
     parser.add_argument('--root', default='', help='the folder the trial paths are relative to')
     parser.add_argument('--batch', type=int, default=64, help='utterances per encoder call (default 64)')
-    parser.add_argument('--workers', type=int, default=None, help=f'audio decoding processes (default {default_workers()} here: cores - 1)')
-    parser.add_argument('--threads', type=int, default=None, help='torch threads for the encoder (default: cores - workers, at least 1)')
+    parser.add_argument('--workers', type=int, default=None, help=f'audio decoding processes (default {default_workers()} here in float32: Cpu_Defaults)')
+    parser.add_argument('--threads', type=int, default=None, help='torch threads for the encoder (default: OMP_NUM_THREADS if set, else Cpu_Defaults, or cores - workers with --workers)')
     parser.add_argument('--precision', choices=tuple(PRECISIONS), default='float32',
                         help='bfloat16: a faster encoder on GPUs and CPUs with AVX512-BF16/AMX, embeddings within cosine ~0.99999 (default float32)')
     parser.add_argument('--device', default=None, help="cpu, cuda, cuda:1 (default: from the hyper-parameters' Device)")
@@ -688,7 +689,11 @@ def run(args) -> None:
     device = select_device(hp, args.device)
     encoder = SpeakerEncoder(model, hp, args.slices, device, args.batch, args.workers, args.precision)
     # The cores not decoding run the encoder: oversubscribed OpenMP threads slow it down many times.
-    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) - encoder.workers))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    else:
+        Cpu_Defaults.set_threads(Cpu_Defaults.choose(args.precision == 'bfloat16').inference_threads
+                                 if args.workers is None else max(1, Cpu_Defaults.usable_cores() - args.workers))
     step_text = f'step {steps}' if steps >= 0 else 'step unknown'
     print(f'{args.checkpoint} ({step_text}), hyper-parameters {hp_path}; {args.slices} slices '
           f'({encoder.window_length}-frame windows), {args.precision} on {device}; '

@@ -25,7 +25,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import Cpu_Defaults
 import Datasets
+from Cpu_Defaults import cpu_has_bfloat16
 from Hyper_Parameters import HyperParameterError, load_hyper_parameters, save_hyper_parameters
 from Inference import InferenceError, build_model, load_state_dict, tsne_figure
 from Loss import GE2ELoss
@@ -120,17 +122,6 @@ def configure_cpu_arithmetic() -> None:
     torch.set_flush_denormal(True)
 
 
-def cpu_has_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bfloat16
-    autocast is fast; elsewhere it is emulated and slower than float32."""
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as stream:
-            flags = next((line for line in stream if line.startswith('flags')), '').split()
-    except OSError:
-        return False
-    return 'avx512_bf16' in flags or 'amx_bf16' in flags
-
-
 class StopRequest:
     """The first Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current step, save
     and exit; a second Ctrl-C interrupts at once."""
@@ -199,6 +190,13 @@ class Trainer:
         self.mixed_precision = bool(hp.Train.Mixed_Precision) and (self.device.type == 'cuda' or cpu_has_bfloat16())
         if hp.Train.Mixed_Precision and not self.mixed_precision:
             self.log('Train.Mixed_Precision: this CPU has no native bfloat16 arithmetic: training in float32.')
+        # Threads and loader workers that fit this CPU (Cpu_Defaults); each torchrun process gets its share.
+        threads, self.num_workers = Cpu_Defaults.training(
+            hp.Train.Num_Workers, self.device.type, self.mixed_precision,
+            max(1, Cpu_Defaults.usable_cores() // self.world_size))
+        if threads is not None:
+            self.log(f'CPU training in {"bfloat16" if self.mixed_precision else "float32"}: '
+                     f'{Cpu_Defaults.set_threads(threads)} torch threads, {self.num_workers} loader workers')
         self._build_data()
         self._build_model()
         if resume_step:
@@ -235,7 +233,7 @@ class Trainer:
         self.train_sampler = sampler
         self.train_loader = Datasets.make_loader(
             self.train_dataset, Datasets.TrainCollater(train_hp.Frame_Length.Min, train_hp.Frame_Length.Max),
-            batch.Speaker, train_hp.Num_Workers, training=True, pin_memory=self.device.type == 'cuda', sampler=sampler)
+            batch.Speaker, self.num_workers, training=True, pin_memory=self.device.type == 'cuda', sampler=sampler)
         self.eval_dataset, self.eval_loader = None, None
         if self.is_main:
             self._build_evaluation_data()
@@ -262,7 +260,7 @@ class Trainer:
         collater = Datasets.EvalCollater(train_hp.Frame_Length.Min, train_hp.Frame_Length.Max, inference.Samples,
                                          inference.Frame_Length, inference.Overlap_Length, EVAL_SEED)
         self.eval_dataset = dataset
-        self.eval_loader = Datasets.make_loader(dataset, collater, batch.Speaker, train_hp.Num_Workers, training=False)
+        self.eval_loader = Datasets.make_loader(dataset, collater, batch.Speaker, self.num_workers, training=False)
 
     def _build_model(self) -> None:
         train_hp = self.hp.Train

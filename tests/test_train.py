@@ -344,3 +344,16 @@ def test_mixed_precision_on_the_cpu_trains_in_bfloat16(corpus, tmp_path):
     state = Train.load_checkpoint(Train.checkpoint_file(hp.Checkpoint_Path, 6))
     assert 'Scaler' not in state and all(value.dtype == torch.float32 for value in state['Model'].values())
     assert all(torch.isfinite(value).all() for value in state['Model'].values())
+
+
+@pytest.mark.parametrize('native_bfloat16', [False, True])
+def test_a_cpu_without_bfloat16_trains_in_float32_with_the_chosen_counts(corpus, tmp_path, monkeypatch, native_bfloat16):
+    monkeypatch.setattr(Train, 'cpu_has_bfloat16', lambda: native_bfloat16)
+    monkeypatch.setattr(Train.Cpu_Defaults, 'usable_cores', lambda: 2)
+    messages = []
+    hp = tiny_hp(corpus, tmp_path, Max_Step=1, Mixed_Precision=True, Num_Workers='auto')
+    trainer = Train.Trainer(hp, log=messages.append)
+    assert trainer.mixed_precision is native_bfloat16
+    assert trainer.num_workers == 0 and trainer.train_loader.num_workers == 0
+    assert any(f'CPU training in {"bfloat16" if native_bfloat16 else "float32"}' in message for message in messages)
+    assert ('no native bfloat16' in ' '.join(messages)) is not native_bfloat16

@@ -1,0 +1,52 @@
+"""Cpu_Defaults: the thread and worker counts Train.py and Inference.py take by default."""
+import pytest
+
+import Cpu_Defaults
+from Cpu_Defaults import CpuDefaults, choose, training
+
+
+@pytest.mark.parametrize('bfloat16', [False, True])
+def test_two_cores_or_fewer_run_the_encoder_on_every_core_and_no_other_process(bfloat16):
+    # Measured on 2 cores: a worker beside two torch threads stalls them; two threads beat one.
+    assert choose(bfloat16, cores=2) == CpuDefaults(train_threads=2, train_workers=0, inference_threads=2, inference_workers=0)
+    assert choose(bfloat16, cores=1) == CpuDefaults(train_threads=1, train_workers=0, inference_threads=1, inference_workers=0)
+
+
+@pytest.mark.parametrize('cores, bfloat16, inference', [
+    (4, False, (2, 2)), (4, True, (1, 3)), (8, False, (4, 4)), (8, True, (3, 5)), (32, False, (16, 8)), (32, True, (11, 8))])
+def test_more_cores_share_inference_between_encoder_and_decoders_by_precision(cores, bfloat16, inference):
+    defaults = choose(bfloat16, cores)
+    assert (defaults.inference_threads, defaults.inference_workers) == inference
+    assert (defaults.train_threads, defaults.train_workers) == (cores - 1, 1)
+    assert defaults.inference_threads + defaults.inference_workers <= cores
+
+
+def test_training_counts_from_num_workers():
+    assert training('auto', 'cpu', False, cores=2) == (2, 0)
+    assert training('auto', 'cpu', True, cores=8) == (7, 1)
+    assert training(1, 'cpu', False, cores=2) == (1, 1)        # a worker given: the encoder keeps the other core
+    assert training(3, 'cpu', True, cores=2) == (1, 3)
+    assert training('auto', 'cuda', False, cores=16) == (None, 8)   # GPU: torch's threads, many loader workers
+    assert training('auto', 'cuda', False, cores=2) == (None, 1)
+    assert training(2, 'cuda', False, cores=16) == (None, 2)
+
+
+def test_bfloat16_detection_reads_the_cpu_flags(tmp_path):
+    for flags, expected in (('fpu avx2 fma', False), ('avx2 avx512f avx512_bf16', True), ('amx_bf16 amx_tile', True)):
+        cpuinfo = tmp_path / 'cpuinfo'
+        cpuinfo.write_text(f'processor\t: 0\nflags\t\t: {flags}\n')
+        assert Cpu_Defaults.cpu_has_bfloat16(str(cpuinfo)) is expected
+    assert Cpu_Defaults.cpu_has_bfloat16(str(tmp_path / 'absent')) is False
+
+
+def test_user_threads_win(monkeypatch):
+    import torch
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv('OMP_NUM_THREADS', '1')
+        torch.set_num_threads(1)
+        assert Cpu_Defaults.set_threads(2) == 1
+        monkeypatch.delenv('OMP_NUM_THREADS')
+        assert Cpu_Defaults.set_threads(2) == 2
+    finally:
+        torch.set_num_threads(before)
