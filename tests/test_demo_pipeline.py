@@ -24,7 +24,6 @@ def test_demo_in_miniature(tmp_path):
     hp.Train.Batch.Eval.Speaker, hp.Train.Batch.Eval.Pattern_per_Speaker = 3, 4
     hp.Train.Max_Step, hp.Train.Checkpoint_Save_Interval, hp.Train.Evaluation_Interval = 4, 2, 4
     hp.Train.Initial_Inference = False
-    hp.Train.Num_Workers = 0
     save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
     script = lambda name: os.path.join(ROOT, name)   # noqa: E731
 
@@ -35,6 +34,7 @@ def test_demo_in_miniature(tmp_path):
          '-mw', '1', cwd=tmp_path)
     training = step(script('Train.py'), '-hp', 'hp.yaml', cwd=tmp_path)
     assert 'Demo/Checkpoint' in training
+    assert hp.Train.Num_Workers == 'auto' and 'loader workers' in training   # Cpu_Defaults' counts, as Demo.sh runs
     assert os.path.isfile(tmp_path / 'Demo' / 'Checkpoint' / 'S_4.pkl')
     assert os.path.isfile(tmp_path / 'Demo' / 'Log' / 'Figures' / 'S4_multi.png')
     for slices in ('multi', 'single'):
