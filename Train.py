@@ -4,7 +4,8 @@
     torchrun --nproc_per_node=GPUS Train.py [-hp ...] [-s STEP]      # DistributedDataParallel
 
 Checkpoints go to <Checkpoint_Path>/S_<step>.pkl in the seed's layout ('Model', 'Optimizer',
-'Scheduler', 'Steps', 'Epochs') plus 'Loss', the state of the GE2E scale w and bias b; TensorBoard
+'Scheduler', 'Steps', 'Epochs') plus 'Loss', the state of the GE2E scale w and bias b (and
+'Batches', where the batches stand, when they come from the packed store); TensorBoard
 logs and t-SNE figures go to <Log_Path>. `-s STEP` resumes from S_<STEP>.pkl exactly: steps,
 epochs, learning-rate schedule, optimiser state, w and b. Ctrl-C (or SIGTERM) finishes the
 current step, saves a checkpoint and exits.
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import Batches
 import Datasets
 from Hyper_Parameters import HyperParameterError, load_hyper_parameters, save_hyper_parameters
 from Inference import InferenceError, build_model, load_state_dict, tsne_figure
@@ -190,7 +192,8 @@ class Trainer:
         if self.device.type == 'cuda':
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.benchmark = True
-        # A fresh data stream per rank and per resumption (DDP copies rank 0's initial weights).
+        # A fresh data stream per rank and per resumption (DDP copies rank 0's initial weights); the
+        # packed store's batches instead go on from where the checkpoint left them (Batches.py).
         torch.manual_seed(1_000_003 * self.rank + resume_step)
         self.steps, self.epochs = 0, 0
         # Mixed precision: float16 with loss scaling on CUDA; bfloat16 (float32's range, no
@@ -233,9 +236,9 @@ class Trainer:
         # Under DDP every rank shuffles the speakers alike (seed 0, the epoch) and takes its own share.
         sampler = torch.utils.data.DistributedSampler(self.train_dataset, drop_last=True) if self.distributed else None
         self.train_sampler = sampler
-        self.train_loader = Datasets.make_loader(
-            self.train_dataset, Datasets.TrainCollater(train_hp.Frame_Length.Min, train_hp.Frame_Length.Max),
-            batch.Speaker, train_hp.Num_Workers, training=True, pin_memory=self.device.type == 'cuda', sampler=sampler)
+        self.train_loader = Batches.training_batches(
+            self.train_dataset, batch.Speaker, train_hp.Frame_Length.Min, train_hp.Frame_Length.Max,
+            train_hp.Num_Workers, self.device, sampler)
         self.eval_dataset, self.eval_loader = None, None
         if self.is_main:
             self._build_evaluation_data()
@@ -289,6 +292,8 @@ class Trainer:
                  'Loss': self.loss.state_dict()}
         if self.scaler.is_enabled():
             state['Scaler'] = self.scaler.state_dict()
+        if isinstance(self.train_loader, Batches.StoreBatches):
+            state['Batches'] = self.train_loader.state_dict()
         return state
 
     def save(self) -> str:
@@ -316,6 +321,8 @@ class Trainer:
         if 'Scaler' in state and self.scaler.is_enabled():
             self.scaler.load_state_dict(state['Scaler'])
         self.steps, self.epochs = int(state['Steps']), int(state['Epochs'])
+        if isinstance(self.train_loader, Batches.StoreBatches):   # the next batch of the run that saved
+            self.train_loader.load_state_dict(state.get('Batches', {'epoch': self.epochs, 'batch': 0}))
         self.log(f'Resumed from {path}: step {self.steps}, epoch {self.epochs}, '
                  f'learning rate {self.scheduler.get_last_lr()[0]:g}')
 
