@@ -12,16 +12,18 @@ Batch b of epoch e depends only on (seed, e, b, rank): never on the threads' num
 The draws follow the pickle path's rules (Datasets.SpeakerDataset, TrainCollater): one frame length
 per batch, uniform in [min_frames, max_frames]; per speaker, `utterances` patterns without
 replacement; per utterance a uniform crop offset, or symmetric reflect padding when it is shorter
-(Slicing.crop_or_pad). The state (epoch, batches handed out in it) goes into the checkpoint, so a
-run resumed with -s gets the very batches the uninterrupted run would have got.
+(Slicing.crop_or_pad; Pattern_Store.PackedStore.gather). The state (epoch, batches handed out in
+it) goes into the checkpoint, so a run resumed with -s gets the very batches the uninterrupted run
+would have got.
 """
+import copy
 import threading
+import weakref
 
 import numpy as np
 import torch
 
 import Datasets
-import Slicing
 
 
 def draw_batch(generator: np.random.Generator, dataset: Datasets.SpeakerDataset, speakers: np.ndarray,
@@ -38,9 +40,9 @@ class StoreBatches:
     frame-major memory [frames, speakers * utterances, mel_dim]; on `device` when it is CUDA.
 
     A CPU batch is a view of a reused buffer: it stays valid until the next batch is asked for.
-    `threads` threads assemble up to threads + 1 batches ahead; with 0, each batch is assembled
-    when asked for. `sampler` (a DistributedSampler, under DDP) gives each rank its speakers;
-    otherwise every epoch shuffles all speakers.
+    `threads` daemon threads assemble up to threads + 1 batches ahead, across epoch ends; with 0,
+    each batch is assembled when asked for. `sampler` (a DistributedSampler, under DDP) gives each
+    rank its speakers; otherwise every epoch shuffles all speakers.
     """
 
     def __init__(self, dataset: Datasets.SpeakerDataset, speakers_per_batch: int, min_frames: int, max_frames: int,
@@ -56,6 +58,8 @@ class StoreBatches:
         self.buffers = [torch.zeros(size, pin_memory=cuda) for _ in range(threads + 2 if threads else 1)]
         # On CUDA, a buffer is refilled only once its copy to the device has finished.
         self.copied = [torch.cuda.Event() for _ in self.buffers] if cuda else None
+        self._orders = {}                                # {epoch: speaker items in batch order}
+        self._lock = threading.Lock()
         self._pipeline = None
 
     def __len__(self) -> int:
@@ -66,65 +70,60 @@ class StoreBatches:
         return {'epoch': self.epoch, 'batch': self.batch}
 
     def load_state_dict(self, state: dict) -> None:
+        self.close()
         self.epoch, self.batch = int(state['epoch']), int(state['batch'])
 
     def __iter__(self):
-        self.close()                                     # an earlier epoch's threads, if left unfinished
-        order = self._order(self.epoch)
-        epoch, start = self.epoch, self.batch
-
-        def assemble(index: int, slot: int) -> int:
-            return self._assemble(order, epoch, index, slot)
-
-        pipeline = _Pipeline(assemble, start, len(self), len(self.buffers), self.threads) if self.threads else None
-        self._pipeline = pipeline
-        held = None
-        try:
-            for index in range(start, len(self)):
-                if pipeline is None:
-                    slot, length = 0, assemble(index, 0)
-                else:
-                    if held is not None:
-                        pipeline.give_back(held)     # the step on the previous batch is done
-                    slot, length = pipeline.take(index)
-                self.batch = index + 1
-                held = slot
-                yield self._hand_out(slot, length)
-        finally:
-            if pipeline is not None:
-                pipeline.close()
+        epoch, batches = self.epoch, len(self)
+        if self.threads and self._pipeline is None:
+            self._pipeline = _Pipeline(weakref.WeakMethod(self._assemble), epoch * batches + self.batch,
+                                       len(self.buffers), self.threads)
+        for index in range(self.batch, batches):
+            if self._pipeline is None:
+                slot, length = 0, self._assemble(epoch * batches + index, 0)
+            else:
+                slot, length = self._pipeline.take(epoch * batches + index)
+            self.batch = index + 1
+            yield self._hand_out(slot, length)
         self.epoch, self.batch = epoch + 1, 0
 
     def close(self) -> None:
-        """Stop the assembling threads (each finishes the batch it is on)."""
+        """Stop the assembling threads (each finishes the batch it is on); iter() starts them again."""
         if self._pipeline is not None:
             self._pipeline.close()
             self._pipeline = None
 
+    def __del__(self):
+        self.close()
+
     def _order(self, epoch: int) -> np.ndarray:
         """Speaker items of this rank for the epoch, in batch order."""
-        if self.sampler is not None:
-            self.sampler.set_epoch(epoch)
-            return np.fromiter(self.sampler, dtype=np.int64)
-        return np.random.default_rng([self.seed, epoch]).permutation(len(self.dataset))
+        with self._lock:
+            if epoch not in self._orders:
+                if self.sampler is not None:
+                    sampler = copy.copy(self.sampler)      # Train.py sets the epoch of its own
+                    sampler.set_epoch(epoch)
+                    order = np.fromiter(sampler, dtype=np.int64)
+                else:
+                    order = np.random.default_rng([self.seed, epoch]).permutation(len(self.dataset))
+                self._orders = {key: value for key, value in self._orders.items() if key >= epoch - 1}
+                self._orders[epoch] = order                  # threads may still be on the epoch before
+            return self._orders[epoch]
 
     def _frames(self, slot: int, length: int) -> torch.Tensor:
         """Buffer `slot` as [length, speakers * utterances, mel_dim]."""
         utterances, mel_dim = self.speakers_per_batch * self.dataset.utterances, self.dataset.store.mel_dim
         return self.buffers[slot][:length * utterances * mel_dim].view(length, utterances, mel_dim)
 
-    def _assemble(self, order: np.ndarray, epoch: int, index: int, slot: int) -> int:
-        """Fill buffer `slot` with batch `index` of the epoch; returns its frame length."""
+    def _assemble(self, number: int, slot: int) -> int:
+        """Fill buffer `slot` with batch `number` (epoch * len(self) + index); returns its frame length."""
         if self.copied is not None:
             self.copied[slot].synchronize()
+        epoch, index = divmod(number, len(self))
         generator = np.random.default_rng([self.seed, epoch, index, self.rank])
-        speakers = order[index * self.speakers_per_batch:(index + 1) * self.speakers_per_batch]
+        speakers = self._order(epoch)[index * self.speakers_per_batch:(index + 1) * self.speakers_per_batch]
         length, files, offsets = draw_batch(generator, self.dataset, speakers, self.min_frames, self.max_frames)
-        store, rows = self.dataset.store, self.dataset.rows[files]
-        store.will_need(rows, offsets, np.minimum(store.frames[rows], length))
-        frames = self._frames(slot, length).numpy()                       # [length, utterances, mel_dim]
-        for column, (row, offset) in enumerate(zip(rows, offsets)):
-            frames[:, column] = Slicing.crop_or_pad(store.mel(row), length, offset)
+        self.dataset.store.gather(self.dataset.rows[files], offsets, length, self._frames(slot, length).numpy())
         return length
 
     def _hand_out(self, slot: int, length: int) -> torch.Tensor:
@@ -137,12 +136,14 @@ class StoreBatches:
 
 
 class _Pipeline:
-    """Batches start..stop-1 of one epoch, assembled ahead by daemon threads into free buffer slots
-    and taken in order. An exception in a thread is raised where its batch is taken."""
+    """Batches number first, first + 1, ... assembled ahead by daemon threads into free buffer slots
+    and taken in order; taking one frees the slot of the one before. The threads hold the assembler
+    weakly, so that dropping a StoreBatches stops them. An exception in a thread is raised where its
+    batch is taken."""
 
-    def __init__(self, assemble, start: int, stop: int, slots: int, threads: int):
-        self.assemble, self.next_index, self.stop = assemble, start, stop
-        self.free, self.ready, self.closed = list(range(slots)), {}, False
+    def __init__(self, assemble: weakref.WeakMethod, first: int, slots: int, threads: int):
+        self.assemble, self.next_number = assemble, first
+        self.free, self.ready, self.taken, self.closed = list(range(slots)), {}, None, False
         self.condition = threading.Condition()
         self.threads = [threading.Thread(target=self._work, name=f'StoreBatches-{number}', daemon=True)
                         for number in range(threads)]
@@ -152,43 +153,45 @@ class _Pipeline:
     def _work(self) -> None:
         while True:
             with self.condition:
-                while not self.closed and self.next_index < self.stop and not self.free:
+                while not self.closed and not self.free:
                     self.condition.wait()
-                if self.closed or self.next_index >= self.stop:
+                if self.closed:
                     return
-                slot, index = self.free.pop(), self.next_index
-                self.next_index += 1
+                slot, number = self.free.pop(), self.next_number
+                self.next_number += 1
+            assemble = self.assemble()
+            if assemble is None:
+                return
             try:
-                result = self.assemble(index, slot)
+                result = assemble(number, slot)
             except BaseException as error:      # noqa: B036 -- handed to the consumer, raised there
                 result = error
+            del assemble
             with self.condition:
-                self.ready[index] = (slot, result)
+                self.ready[number] = (slot, result)
                 self.condition.notify_all()
 
-    def take(self, index: int) -> tuple:
-        """(slot, frame length) of batch `index`, once assembled."""
+    def take(self, number: int) -> tuple:
+        """(slot, frame length) of batch `number`, once assembled."""
         with self.condition:
-            while index not in self.ready:
-                if self.closed:
-                    raise RuntimeError('StoreBatches: this epoch was closed by a later iter(); iterate one epoch at a time')
+            if self.taken is not None:
+                self.free.append(self.taken)    # the step on the batch before is done
+                self.condition.notify_all()
+            while number not in self.ready:
                 self.condition.wait()
-            slot, result = self.ready.pop(index)
+            slot, result = self.ready.pop(number)
+            self.taken = slot
         if isinstance(result, BaseException):
             raise result
         return slot, result
-
-    def give_back(self, slot: int) -> None:
-        with self.condition:
-            self.free.append(slot)
-            self.condition.notify_all()
 
     def close(self) -> None:
         with self.condition:
             self.closed = True
             self.condition.notify_all()
         for thread in self.threads:
-            thread.join()
+            if thread is not threading.current_thread():
+                thread.join()
 
 
 def training_batches(dataset: Datasets.SpeakerDataset, speakers_per_batch: int, min_frames: int, max_frames: int,

@@ -29,6 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 import Patterns
+import Slicing
 
 STORE_FOLDER = '.packed'
 MANIFEST = 'STORE.json'
@@ -332,6 +333,19 @@ class PackedStore:
         """[frames, mel_dim] float32, a view of the map (read-only)."""
         offset = self.offset[row]
         return self._arrays()[self.part[row]][offset:offset + self.frames[row]]
+
+    def gather(self, rows: np.ndarray, offsets: np.ndarray, length: int, out: np.ndarray) -> None:
+        """Crops of `length` frames at `offsets` of rows [crops] into out [length, crops, mel_dim]; a
+        shorter pattern whole, reflect-padded (Slicing.crop_or_pad). Reads only the crops' frames."""
+        frames = self.frames[rows]
+        self.will_need(rows, offsets, np.minimum(frames, length))
+        maps = self._arrays()
+        starts = (self.offset[rows] + offsets).tolist()
+        for column, (part, start, count) in enumerate(zip(self.part[rows].tolist(), starts, frames.tolist())):
+            if count >= length:
+                out[:, column] = maps[part][start:start + length]
+            else:
+                out[:, column] = Slicing.reflect_pad(maps[part][start:start + count], length)
 
     def will_need(self, rows: np.ndarray, starts: np.ndarray, frames: np.ndarray) -> None:
         """Ask the kernel to read frames [start, start + frames) of each row now, one request per
