@@ -66,11 +66,17 @@ def load_hyper_parameters(path: str = 'Hyper_Parameter.yaml') -> SimpleNamespace
             given = yaml.safe_load(stream)
     except yaml.YAMLError as error:
         raise HyperParameterError(f'{path}: not valid YAML: {error}') from None
+    return hyper_parameters_from_dict(given, path)
+
+
+def hyper_parameters_from_dict(given, origin: str) -> SimpleNamespace:
+    """Settings as nested dicts (a YAML file's, or those a checkpoint carries) -> a namespace
+    with the port's defaults filled in; origin names them in error messages."""
     if not isinstance(given, dict):
-        raise HyperParameterError(f'{path}: expected a mapping of sections (Sound, Encoder, Train, ...)')
+        raise HyperParameterError(f'{origin}: expected a mapping of sections (Sound, Encoder, Train, ...)')
     for section in ('Sound', 'Encoder', 'Train'):
         if section not in given:
-            raise HyperParameterError(f'{path}: the {section} section is missing')
+            raise HyperParameterError(f'{origin}: the {section} section is missing')
     return to_namespace(_merge(PORT_DEFAULTS, given))
 
 

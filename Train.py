@@ -4,19 +4,18 @@
     torchrun --nproc_per_node=GPUS Train.py [-hp ...] [-s STEP]      # DistributedDataParallel
 
 Checkpoints go to <Checkpoint_Path>/S_<step>.pkl in the seed's layout ('Model', 'Optimizer',
-'Scheduler', 'Steps', 'Epochs') plus 'Loss', the state of the GE2E scale w and bias b; TensorBoard
+'Scheduler', 'Steps', 'Epochs') plus 'Loss', the state of the GE2E scale w and bias b, and
+'Hyper_Parameters', the run's settings (Checkpoints.py); TensorBoard
 logs and t-SNE figures go to <Log_Path>. `-s STEP` resumes from S_<STEP>.pkl exactly: steps,
 epochs, learning-rate schedule, optimiser state, w and b. Ctrl-C (or SIGTERM) finishes the
 current step, saves a checkpoint and exits.
 
 Other code calls `train(hp, resume_step)`; the tests call the pieces (`Trainer.train_step`,
-`Trainer.evaluate`, `save_checkpoint`, `load_checkpoint`, `list_checkpoints`).
+`Trainer.evaluate`); checkpoint files are Checkpoints.py's.
 """
 import argparse
-import io
 import math
 import os
-import re
 import signal
 import sys
 import time
@@ -26,12 +25,15 @@ import torch
 from tqdm import tqdm
 
 import Datasets
-from Hyper_Parameters import HyperParameterError, load_hyper_parameters, save_hyper_parameters
-from Inference import tsne_figure
+from Checkpoints import (CheckpointError, checkpoint_file, encoder_state, list_checkpoints, load_checkpoint,
+                         load_encoder_state, missing_checkpoint_message, save_checkpoint, save_hyper_parameters_beside,
+                         select_device)
+from Hyper_Parameters import HyperParameterError, load_hyper_parameters, to_dict
 from Loss import GE2ELoss
-from Metrics import equal_error_rate
 from Modules import Encoder
-from Patterns import MetadataError, write_atomically
+from Patterns import MetadataError
+from Plots import save_figure, tsne_figure
+from Verification import pairwise_eer
 
 MAX_NONFINITE_IN_A_ROW = 10
 EER_MAX_UTTERANCES = 5000         # pairs grow with the square: the EER uses at most this many utterances
@@ -57,58 +59,11 @@ class EncoderWithLoss(torch.nn.Module):
         return self.loss(embeddings.view(-1, self.utterances_per_speaker, embeddings.size(-1)))   # [N, M, D]
 
 
-# ----------------------------------------------------------------------------------- checkpoints
-
-def checkpoint_file(checkpoint_path: str, step: int) -> str:
-    return os.path.join(checkpoint_path, f'S_{step}.pkl')
-
-
-def list_checkpoints(checkpoint_path: str) -> list:
-    """Steps of the S_<step>.pkl files in checkpoint_path, ascending."""
-    if not os.path.isdir(checkpoint_path):
-        return []
-    return sorted(int(match.group(1)) for name in os.listdir(checkpoint_path)
-                  if (match := re.fullmatch(r'S_(\d+)\.pkl', name)))
-
-
-def save_checkpoint(state: dict, path: str) -> None:
-    """torch.save, written atomically: a kill never leaves a truncated checkpoint."""
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    write_atomically(path, buffer.getvalue())
-
-
-def load_checkpoint(path: str) -> dict:
-    """A checkpoint of this project or of the seed, loaded as data only (weights_only)."""
-    return torch.load(path, map_location='cpu', weights_only=True)
-
-
-def missing_checkpoint_message(checkpoint_path: str, step: int) -> str:
-    steps = list_checkpoints(checkpoint_path)
-    found = (f'checkpoints there: {", ".join(f"S_{s}.pkl" for s in steps)} (resume the last with -s {steps[-1]})'
-             if steps else 'there are no checkpoints there (start from scratch without -s)')
-    return f'{checkpoint_file(checkpoint_path, step)}: no such checkpoint; {found}'
-
-
 # -------------------------------------------------------------------------------- devices, DDP
 
 def distributed_environment() -> tuple:
     """(rank, world_size, local_rank) as torchrun sets them; (0, 1, 0) for a plain run."""
     return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
-
-
-def select_device(device_key, local_rank: int, distributed: bool, log) -> torch.device:
-    """The Device key: '-1' is the CPU, otherwise a CUDA index (under torchrun, each process
-    takes its LOCAL_RANK). Without CUDA, the CPU with a warning."""
-    key = str(device_key).split(',')[0].strip()
-    if key == '-1':
-        return torch.device('cpu')
-    if not torch.cuda.is_available():
-        log(f"Warning: Device is '{device_key}' but CUDA is not available here: training on the CPU "
-            f"(set Device: '-1' to choose the CPU and silence this warning).")
-        return torch.device('cpu')
-    return torch.device('cuda', local_rank if distributed else int(key))
 
 
 def configure_cpu_arithmetic() -> None:
@@ -155,18 +110,6 @@ class StopRequest:
         self.signal_name = signal.Signals(number).name
 
 
-# ------------------------------------------------------------------------------------- evaluation
-
-def verification_eer(embeddings: torch.Tensor, labels: list) -> float:
-    """EER (fraction) of cosine scores over every pair of (L2-normalised) utterance embeddings."""
-    embeddings, labels = embeddings[:EER_MAX_UTTERANCES], labels[:EER_MAX_UTTERANCES]
-    scores = embeddings @ embeddings.T
-    codes = {label: code for code, label in enumerate(dict.fromkeys(labels))}
-    codes = torch.tensor([codes[label] for label in labels])
-    first, second = torch.triu_indices(len(labels), len(labels), offset=1)
-    return equal_error_rate(scores[first, second].numpy(), (codes[first] == codes[second]).numpy())
-
-
 # ------------------------------------------------------------------------------------- trainer
 
 class Trainer:
@@ -183,7 +126,8 @@ class Trainer:
         self.log = (log or tqdm.write) if self.is_main else (lambda message: None)
         if resume_step and not os.path.isfile(checkpoint_file(hp.Checkpoint_Path, resume_step)):
             raise TrainingError(missing_checkpoint_message(hp.Checkpoint_Path, resume_step))
-        self.device = select_device(hp.Device, local_rank, self.distributed, self.log)
+        self.device = select_device(hp.Device, local_rank=local_rank if self.distributed else None,
+                                    warn=lambda message: self.log(f'Warning: {message}'))
         configure_cpu_arithmetic()
         if self.distributed and not torch.distributed.is_initialized():
             torch.distributed.init_process_group('nccl' if self.device.type == 'cuda' else 'gloo')
@@ -206,8 +150,7 @@ class Trainer:
         self.writer = None
         if self.is_main:
             from tensorboardX import SummaryWriter
-            os.makedirs(hp.Checkpoint_Path, exist_ok=True)
-            save_hyper_parameters(hp, os.path.join(hp.Checkpoint_Path, 'Hyper_Parameter.yaml'))
+            save_hyper_parameters_beside(hp, hp.Checkpoint_Path)
             self.writer = SummaryWriter(hp.Log_Path)
             self.log(f'Run directory: {os.path.abspath(hp.Log_Path)} (tensorboard --logdir {hp.Log_Path}); '
                      f'checkpoints: {os.path.abspath(hp.Checkpoint_Path)}')
@@ -281,7 +224,7 @@ class Trainer:
     def state(self) -> dict:
         state = {'Model': self.encoder.state_dict(), 'Optimizer': self.optimizer.state_dict(),
                  'Scheduler': self.scheduler.state_dict(), 'Steps': self.steps, 'Epochs': self.epochs,
-                 'Loss': self.loss.state_dict()}
+                 'Loss': self.loss.state_dict(), 'Hyper_Parameters': to_dict(self.hp)}
         if self.scaler.is_enabled():
             state['Scaler'] = self.scaler.state_dict()
         return state
@@ -296,7 +239,7 @@ class Trainer:
     def load(self, step: int) -> None:
         path = checkpoint_file(self.hp.Checkpoint_Path, step)
         state = load_checkpoint(path)
-        self.encoder.load_state_dict(state['Model'])
+        load_encoder_state(self.encoder, encoder_state(state, path), self.hp, path)
         optimizer_state = state['Optimizer']
         if 'Loss' in state:
             self.loss.load_state_dict(state['Loss'])
@@ -385,8 +328,8 @@ class Trainer:
             return {}
         started = time.perf_counter()
         result = self.embed_evaluation_set()
-        result['eer'] = verification_eer(result['multi'], result['labels'])
-        result['eer_single'] = verification_eer(result['single'], result['labels'])
+        result['eer'] = pairwise_eer(result['multi'], result['labels'], EER_MAX_UTTERANCES)
+        result['eer_single'] = pairwise_eer(result['single'], result['labels'], EER_MAX_UTTERANCES)
         self.writer.add_scalar('evaluation/loss', result['loss'], self.steps)
         self.writer.add_scalar('evaluation/eer', result['eer'], self.steps)
         self.writer.add_scalar('evaluation/eer_single', result['eer_single'], self.steps)
@@ -394,12 +337,10 @@ class Trainer:
         labels = result['labels'][:shown]
         figures = os.path.join(self.hp.Log_Path, 'Figures')
         os.makedirs(figures, exist_ok=True)
-        import matplotlib.pyplot as plt
         for kind, title in (('single', 'one crop of Min..Max frames'), ('multi', 'multi-slice average')):
             figure = tsne_figure(result[kind][:shown].numpy(), labels, f'Step {self.steps}: {title}')
-            figure.savefig(os.path.join(figures, f'S{self.steps}_{kind}.png'), dpi=120, bbox_inches='tight')
-            self.writer.add_figure(f'evaluation/tsne_{kind}', figure, self.steps)
-            plt.close(figure)
+            self.writer.add_figure(f'evaluation/tsne_{kind}', figure, self.steps, close=False)
+            save_figure(figure, os.path.join(figures, f'S{self.steps}_{kind}.png'))
         self.writer.add_embedding(result['multi'][:shown], metadata=labels, global_step=self.steps,
                                   tag='evaluation/multi_slice')
         self.writer.flush()
@@ -515,7 +456,8 @@ def main(argv=None) -> int:
     try:
         command = 'python Train.py' + ('' if args.hyper_parameters == 'Hyper_Parameter.yaml' else f' -hp {args.hyper_parameters}')
         trainer = train(load_hyper_parameters(args.hyper_parameters), args.steps, command=command)
-    except (HyperParameterError, MetadataError, Datasets.DatasetConfigurationError, TrainingError) as error:
+    except (CheckpointError, HyperParameterError, MetadataError, Datasets.DatasetConfigurationError,
+            TrainingError) as error:
         print(f'Train.py: {error}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:

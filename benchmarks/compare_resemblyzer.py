@@ -4,7 +4,7 @@
     python benchmarks/compare_resemblyzer.py -c Example_Results/Checkpoint/S_<step>.pkl \
         --trials Demo/Corpus/VC1_Test/trials.txt --root Demo/Corpus/VC1_Test/wav
 
-Each system embeds every trial file once with its own recipe (ours: Inference.py's multi-slice
+Each system embeds every trial file once with its own recipe (ours: Embedding.py's multi-slice
 embedding; Resemblyzer: preprocess_wav + embed_utterance) and scores trials by cosine similarity.
 Prints the EER and minDCF of both on the same trials.
 """
@@ -19,7 +19,8 @@ from tqdm import tqdm
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import Inference  # noqa: E402
+import Embedding  # noqa: E402
+import Verification  # noqa: E402
 
 
 def resemblyzer_embeddings(paths: list) -> dict:
@@ -39,12 +40,12 @@ def main() -> None:
     parser.add_argument('--slices', default='multi', choices=('multi', 'single', 'full'))
     args = parser.parse_args()
 
-    trials = Inference.read_trials(args.trials)
+    trials = Verification.read_trials(args.trials)
     files = sorted({path for _, first, second in trials for path in (first, second)})
-    ours = Inference.evaluate_trials(
-        Inference.load_encoder(args.checkpoint, args.hyper_parameters, slices=args.slices), trials, args.root, progress=True)
+    ours = Verification.evaluate_trials(
+        Embedding.load_encoder(args.checkpoint, args.hyper_parameters, slices=args.slices), trials, args.root, progress=True)
     theirs_vectors = resemblyzer_embeddings([os.path.join(args.root, file) for file in files])
-    theirs = Inference.score_trials(trials, {file: np.asarray(theirs_vectors[os.path.join(args.root, file)], np.float32)
+    theirs = Verification.score_trials(trials, {file: np.asarray(theirs_vectors[os.path.join(args.root, file)], np.float32)
                                              for file in files})
     print(f'{len(trials)} trials ({sum(target for target, _, _ in trials)} target) over {len(files)} files of {args.root}')
     print(f'this project ({os.path.basename(args.checkpoint)}, {args.slices} slices): '

@@ -121,8 +121,9 @@ def cpu_seconds() -> float:
 def time_project(paths: list, threads: int, workers: int, precision: str, checkpoint: str) -> dict:
     import torch
     torch.set_num_threads(threads)
-    from Inference import load_encoder
-    encoder = load_encoder(checkpoint, os.path.join(ROOT, 'Hyper_Parameter.yaml'), workers=workers, precision=precision)
+    from Embedding import load_encoder
+    encoder = load_encoder(checkpoint, os.path.join(ROOT, 'Hyper_Parameter.yaml'), device='cpu', workers=workers,
+                           precision=precision)
     encoder.embed_files(paths[:WARM_UP_FILES])
     started, cpu = time.perf_counter(), cpu_seconds()
     embeddings = encoder.embed_files(paths)
