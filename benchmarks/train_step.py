@@ -233,8 +233,8 @@ def timed_steps(args, new_epoch, step, device) -> dict:
 def child(args) -> None:
     import torch
     if args.variant != 'seed':
-        import Train
-        Train.configure_cpu_arithmetic()        # as Train.py does, before any parallel work
+        import Runtime
+        Runtime.configure_cpu_arithmetic()      # as Train.py does, before any parallel work
     if args.threads:
         torch.set_num_threads(args.threads)
     hp = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml'))

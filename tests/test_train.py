@@ -11,6 +11,7 @@ import pytest
 import torch
 
 import Checkpoints
+import Runtime
 import Train
 from Hyper_Parameters import load_hyper_parameters, save_hyper_parameters
 from train_step import write_pattern_corpus
@@ -285,7 +286,7 @@ def test_device_falls_back_to_the_cpu_with_a_warning():
         assert "Device is '0' but CUDA is not available" in messages[0]
 
 
-@pytest.mark.skipif(not Train.cpu_has_bfloat16(), reason='this CPU has no native bfloat16')
+@pytest.mark.skipif(not Runtime.cpu_has_bfloat16(), reason='this CPU has no native bfloat16')
 def test_mixed_precision_on_the_cpu_trains_in_bfloat16(corpus, tmp_path):
     hp = tiny_hp(corpus, tmp_path, Max_Step=6, Checkpoint_Save_Interval=6, Mixed_Precision=True)
     trainer = Train.train(hp, log=lambda message: None)
