@@ -10,6 +10,7 @@ per-call overhead so that pattern generation, training and inference share one f
 """
 import functools
 import io
+import os
 import shutil
 import subprocess
 
@@ -25,6 +26,7 @@ TRIM_GAIN = 0.99
 MIN_LEVEL_DB = -100.0
 AMPLITUDE_FLOOR = 1e-5
 FFMPEG_EXTENSIONS = ('.m4a', '.aac', '.mp4')   # compressed audio that only ffmpeg decodes here
+AUDIO_EXTENSIONS = ('.wav', '.flac', '.ogg', '.mp3') + FFMPEG_EXTENSIONS   # what counts as audio, any case
 
 
 class AudioRejected(Exception):
@@ -47,6 +49,33 @@ def _decode_with_ffmpeg(path: str) -> tuple[np.ndarray, int]:
     # A piped wav carries placeholder sizes; reading it as a stream ignores them.
     with soundfile.SoundFile(io.BytesIO(process.stdout)) as stream:
         return stream.read(dtype='float32', always_2d=True), stream.samplerate
+
+
+def audio_files(root: str) -> list:
+    """Every audio file (AUDIO_EXTENSIONS) below root, sorted; folders behind links are followed.
+    os.scandir recursion: cheap at a million files."""
+    found = []
+    stack = [root]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir():
+                    stack.append(entry.path)
+                elif entry.name.lower().endswith(AUDIO_EXTENSIONS):
+                    found.append(entry.path)
+    return sorted(found)
+
+
+@functools.cache
+def _threadpools():
+    from threadpoolctl import ThreadpoolController
+    return ThreadpoolController()
+
+
+def one_blas_thread():
+    """Limits numpy's BLAS to one thread, until exit when used as a context, else for good: the
+    mel's small matrix product is many times slower with two threads fighting over two busy cores."""
+    return _threadpools().limit(limits=1, user_api='blas')
 
 
 def read_audio(path: str) -> tuple[np.ndarray, int]:

@@ -14,9 +14,9 @@ from types import SimpleNamespace
 
 import torch
 
-from Hyper_Parameters import hyper_parameters_from_dict, load_hyper_parameters, save_hyper_parameters
+from Files import write_atomically
+from Hyper_Parameters import hyper_parameters_from_dict, load_hyper_parameters, to_yaml
 from Modules import Encoder
-from Patterns import write_atomically
 
 HYPER_PARAMETER_FILE = 'Hyper_Parameter.yaml'      # what Train.py writes beside its checkpoints
 HYPER_PARAMETER_KEY = 'Hyper_Parameters'           # the run's settings inside a checkpoint
@@ -52,7 +52,6 @@ def missing_checkpoint_message(checkpoint_path: str, step: int) -> str:
 
 def save_checkpoint(state: dict, path: str) -> None:
     """torch.save, written atomically (a kill never leaves a truncated checkpoint), folders made."""
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
     buffer = io.BytesIO()
     torch.save(state, buffer)
     write_atomically(path, buffer.getvalue())
@@ -75,7 +74,7 @@ def load_checkpoint(path: str) -> dict:
 
 def save_hyper_parameters_beside(hp: SimpleNamespace, checkpoint_path: str) -> None:
     """The run's settings as <checkpoint_path>/Hyper_Parameter.yaml, for readers of the YAML."""
-    save_hyper_parameters(hp, os.path.join(checkpoint_path, HYPER_PARAMETER_FILE))
+    write_atomically(os.path.join(checkpoint_path, HYPER_PARAMETER_FILE), to_yaml(hp))
 
 
 def hyper_parameters_of(path: str, checkpoint: dict, given=None) -> tuple:

@@ -23,11 +23,9 @@ existing ones are skipped, so an interrupted run resumes where it stopped and gi
 """
 import argparse
 import dataclasses
-import glob
 import io
 import multiprocessing
 import os
-import re
 import sys
 import time
 
@@ -40,8 +38,8 @@ from tqdm import tqdm
 
 import Audio
 import Hyper_Parameters
-import Patterns
 import Speech_Synth
+from Files import remove_temporaries, write_atomically
 
 VCTK_RATE = 48000
 VC1_RATE = 16000
@@ -451,19 +449,13 @@ def wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
     return buffer.getvalue()
 
 
-def write_file(path: str, payload: bytes) -> None:
-    """Write atomically (temporary name, then rename: never a truncated file), making the folders."""
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    Patterns.write_atomically(path, payload)
-
-
 def _make(job: tuple) -> str:
     """Worker: render one utterance and write it (and, for VCTK, its transcript)."""
     root, utterance = job
-    write_file(os.path.join(root, utterance.path), wav_bytes(render(utterance), utterance.sample_rate))
+    write_atomically(os.path.join(root, utterance.path), wav_bytes(render(utterance), utterance.sample_rate))
     if utterance.path.startswith('VCTK/wav48/'):
         transcript = utterance.path.replace('VCTK/wav48/', 'VCTK/txt/', 1)[:-len('.wav')] + '.txt'
-        write_file(os.path.join(root, transcript), (utterance.text + '\n').encode())
+        write_atomically(os.path.join(root, transcript), (utterance.text + '\n').encode())
     return utterance.path
 
 
@@ -509,17 +501,6 @@ def near_duplicates(mel_means: dict, distance: float = DUPLICATE_DISTANCE) -> tu
     close = [pair for pair in pairs if pair[2] < distance]
     within = np.concatenate([np.linalg.norm(mel_means[name] - centre, axis=1) for name, centre in zip(names, centres)])
     return close, float(np.median(within)), pairs[:1]
-
-
-def remove_temporaries(root: str) -> int:
-    """Delete the half-written files (<name>.tmp-<pid>) that a killed run left in the corpus folders."""
-    candidates = glob.glob(os.path.join(glob.escape(root), '*.tmp-*'))
-    for folder in ('VCTK', 'VC1_Test'):
-        candidates += glob.glob(os.path.join(glob.escape(root), folder, '**', '*.tmp-*'), recursive=True)
-    stale = [path for path in candidates if re.search(r'\.tmp-\d+$', path)]
-    for path in stale:
-        os.remove(path)
-    return len(stale)
 
 
 def speakers_table(train: list, test: list) -> str:
@@ -611,13 +592,13 @@ def build(arguments: argparse.Namespace) -> None:
                       total=len(todo), desc='Utterances', unit='file', smoothing=0.05):
             pass
         seconds = time.time() - started
-        write_file(os.path.join(root, 'speakers.tsv'), speakers_table(train, test).encode())
+        write_atomically(os.path.join(root, 'speakers.tsv'), speakers_table(train, test).encode())
         if test:
             files_by_speaker = {}
             for utterance in held_out:
                 files_by_speaker.setdefault(utterance.speaker.name, []).append(utterance.path[len('VC1_Test/wav/'):])
             trials = build_trials(files_by_speaker, arguments.trials, arguments.seed)
-            write_file(os.path.join(root, 'VC1_Test', 'trials.txt'),
+            write_atomically(os.path.join(root, 'VC1_Test', 'trials.txt'),
                        ''.join(f'{label} {enrolment} {test_file}\n' for label, enrolment, test_file in trials).encode())
         if arguments.check:
             close, spread, closest = near_duplicates(speaker_mel_means(root, planned, sound_hp, pool))

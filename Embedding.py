@@ -62,23 +62,11 @@ class _FileWindows(torch.utils.data.Dataset):
         if not os.path.isfile(path):
             return index, None, 'missing: no such file'
         try:
-            with one_blas_thread():
+            with Audio.one_blas_thread():
                 mel = Audio.mel_from_file(path, self.sound_hp, self.top_db)
         except Audio.AudioRejected as error:
             return index, None, str(error)
         return index, self.windows(mel), None
-
-
-@functools.cache
-def _threadpools():
-    from threadpoolctl import ThreadpoolController
-    return ThreadpoolController()
-
-
-def one_blas_thread():
-    """A context in which numpy's BLAS runs one thread: the mel's small matrix product is many
-    times slower with two threads fighting over two busy cores."""
-    return _threadpools().limit(limits=1, user_api='blas')
 
 
 def _as_list(batch):
@@ -165,7 +153,7 @@ class SpeakerEncoder:
         if np.issubdtype(samples.dtype, np.integer):
             samples = samples / np.iinfo(samples.dtype).max
         signal = Audio.resample(samples.astype(np.float32), sample_rate, self.hp.Sound.Sample_Rate)
-        with one_blas_thread():
+        with Audio.one_blas_thread():
             mel = Audio.mel_from_signal(signal, self.hp.Sound, self.top_db)
         return self.embed_mels([mel])[0]
 

@@ -9,8 +9,6 @@ from types import SimpleNamespace
 
 import yaml
 
-from Patterns import write_atomically
-
 # Keys the port added. A seed user's file lacks them and still loads.
 PORT_DEFAULTS = {
     'Sound': {
@@ -80,7 +78,6 @@ def hyper_parameters_from_dict(given, origin: str) -> SimpleNamespace:
     return to_namespace(_merge(PORT_DEFAULTS, given))
 
 
-def save_hyper_parameters(hp: SimpleNamespace, path: str) -> None:
-    """Write hp as YAML (atomically), e.g. beside a run's checkpoints."""
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    write_atomically(path, yaml.safe_dump(to_dict(hp), sort_keys=False).encode('utf-8'))
+def to_yaml(hp: SimpleNamespace) -> str:
+    """hp as YAML text, in the file's order (e.g. to save beside a run's checkpoints)."""
+    return yaml.safe_dump(to_dict(hp), sort_keys=False)

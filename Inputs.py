@@ -1,7 +1,8 @@
 """What Inference.py embeds: a folder, a list file or one audio file -> (paths, labels)."""
 import os
 
-AUDIO_EXTENSIONS = ('.wav', '.flac', '.m4a', '.ogg', '.mp3')
+from Audio import AUDIO_EXTENSIONS, audio_files
+
 UNLABELLED = ''
 
 
@@ -47,19 +48,11 @@ def read_input(source: str) -> tuple[list, list]:
 
 
 def _walk(root: str) -> tuple[list, list]:
+    """Audio.audio_files below root, each labelled by its first folder below root (root's own
+    name for the files directly in it)."""
     own_name = os.path.basename(os.path.normpath(os.path.abspath(root)))
-    paths, labels = [], []
-    stack = [(root, None)]
-    while stack:
-        folder, label = stack.pop()
-        with os.scandir(folder) as entries:
-            entries = sorted(entries, key=lambda entry: entry.name)
-        for entry in entries:
-            if entry.is_file() and entry.name.lower().endswith(AUDIO_EXTENSIONS):
-                paths.append(entry.path)
-                labels.append(label or own_name)
-        # pushed in reverse so that folders come off the stack in sorted order
-        stack.extend((entry.path, label or entry.name) for entry in reversed(entries) if entry.is_dir())
+    paths = audio_files(root)
     if not paths:
         raise InputError(f'{root}: no audio files ({", ".join(AUDIO_EXTENSIONS)}) below this folder')
-    return paths, labels
+    parts = (os.path.relpath(path, root).split(os.sep) for path in paths)
+    return paths, [folders[0] if len(folders) > 1 else own_name for folders in parts]

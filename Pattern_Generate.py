@@ -8,7 +8,6 @@ Training corpora go to Train.Train_Pattern.Path/<Dataset>/, the VoxCeleb1 test s
 Train.Eval_Pattern.Path/<Dataset>/. A rerun skips finished patterns.
 """
 import argparse
-import glob
 import multiprocessing
 import os
 import re
@@ -16,107 +15,14 @@ import shutil
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
 
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 import Audio
+import Files
 import Patterns
+from Corpora import CORPORA, Job, corpus_jobs
 from Hyper_Parameters import HyperParameterError, load_hyper_parameters
-
-AUDIO_EXTENSIONS = ('.wav', '.flac', '.m4a')
-VCTK_MIC = re.compile(r'^(?P<stem>.+)_(?P<mic>mic\d)$')
-CMU_ARCTIC_FOLDER = re.compile(r'^cmu_us_(?P<speaker>[^_]+)_arctic$', re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One audio file and where its pattern goes."""
-    audio_path: str
-    dataset: str       # VCTK, VC1, VC2, Libri, CMUA
-    speaker: str
-    pattern_file: str  # relative to root: <Dataset>/<name>.PICKLE
-    root: str          # the pattern root (train or eval)
-
-
-def audio_files(root: str):
-    """Every audio file below root, sorted (os.scandir recursion: cheap at a million files)."""
-    found = []
-    stack = [root]
-    while stack:
-        with os.scandir(stack.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=True):
-                    stack.append(entry.path)
-                elif entry.name.lower().endswith(AUDIO_EXTENSIONS):
-                    found.append(entry.path)
-    return sorted(found)
-
-
-def _stem(path: str) -> str:
-    return os.path.splitext(os.path.basename(path))[0]
-
-
-def _parts(path: str) -> list:
-    return os.path.normpath(path).split(os.sep)
-
-
-def vctk_speaker(path: str, mic: str = 'mic1'):
-    """(speaker, stem) of wav48/p225/p225_001.wav or wav48_silence_trimmed/p225/p225_001_mic1.flac;
-    None for the other microphone of VCTK 0.92."""
-    stem = _stem(path)
-    match = VCTK_MIC.match(stem)
-    if match:
-        if match['mic'] != mic:
-            return None
-        stem = match['stem']
-    return _parts(path)[-2], stem
-
-
-def libri_speaker(path: str):
-    """<subset>/<speaker>/<chapter>/<file> -> (speaker, stem)."""
-    return _parts(path)[-3], _stem(path)
-
-
-def cmu_arctic_speaker(path: str):
-    """cmu_us_<spk>_arctic/wav/arctic_a0001.wav -> (spk, stem); None outside such a folder."""
-    for part in reversed(_parts(path)[:-1]):
-        match = CMU_ARCTIC_FOLDER.match(part)
-        if match:
-            return match['speaker'], _stem(path)
-    return None
-
-
-def voxceleb_speaker(path: str):
-    """.../id10001/<video>/00001.wav -> (id10001, stem, video)."""
-    parts = _parts(path)
-    return parts[-3], _stem(path), parts[-2]
-
-
-CORPORA = {   # flag: (dataset tag, speaker rule, eval set?)
-    'vctk': ('VCTK', vctk_speaker, False),
-    'vc1': ('VC1', voxceleb_speaker, False),
-    'vc2': ('VC2', voxceleb_speaker, False),
-    'libri': ('Libri', libri_speaker, False),
-    'cmua': ('CMUA', cmu_arctic_speaker, False),
-    'vc1t': ('VC1', voxceleb_speaker, True),
-}
-
-
-def corpus_jobs(flag: str, corpus_root: str, hp, vctk_mic: str = 'mic1') -> list:
-    """The jobs of one corpus flag, in a stable order."""
-    dataset, speaker_rule, is_eval = CORPORA[flag]
-    root = hp.Train.Eval_Pattern.Path if is_eval else hp.Train.Train_Pattern.Path
-    jobs = []
-    for path in audio_files(corpus_root):
-        identity = speaker_rule(path, vctk_mic) if flag == 'vctk' else speaker_rule(path)
-        if identity is None:
-            continue
-        speaker, stem, *video = identity
-        name = Patterns.pattern_name(dataset, speaker, stem, video[0] if video else None)
-        jobs.append(Job(path, dataset, speaker.upper(), f'{dataset}/{name}', root))
-    return jobs
 
 
 def parse_shard(text: str) -> tuple:
@@ -134,7 +40,7 @@ _worker = {}
 def _start_worker(hp) -> None:
     _worker['hp'] = hp
     _worker['records'] = {}
-    _worker['limits'] = threadpool_limits(1)   # one BLAS thread per process: processes give the parallelism
+    _worker['limits'] = Audio.one_blas_thread()   # one BLAS thread per process: processes give the parallelism
 
 
 def make_pattern(job: Job) -> tuple:
@@ -147,8 +53,7 @@ def make_pattern(job: Job) -> tuple:
         return job, 'rejected', str(error)
     except Exception as error:   # a decoder crash on one odd file must not stop a million-file run
         return job, 'rejected', f'unreadable: {type(error).__name__}: {error}'
-    Patterns.write_atomically(os.path.join(job.root, job.pattern_file),
-                              Patterns.pattern_bytes(mel, job.speaker, job.dataset))
+    Files.write_atomically(os.path.join(job.root, job.pattern_file), Patterns.pattern_bytes(mel, job.speaker, job.dataset))
     if job.root not in _worker['records']:
         _worker['records'][job.root] = Patterns.RecordWriter(job.root)
     _worker['records'][job.root].add(job.pattern_file, job.dataset, job.speaker, mel.shape[0])
@@ -156,12 +61,10 @@ def make_pattern(job: Job) -> tuple:
 
 
 def remove_temporaries(root: str, log=print) -> None:
-    """Delete half-written patterns (<name>.PICKLE.tmp-<pid>) that a killed run left behind."""
-    stale = glob.glob(os.path.join(root, '*', '*' + Patterns.PATTERN_SUFFIX + '.tmp-*'))
-    for path in stale:
-        os.remove(path)
+    """Delete the half-written patterns that a killed run left behind, saying how many."""
+    stale = Files.remove_temporaries(root)
     if stale:
-        log(f'{root}: removed {len(stale)} half-written patterns left by an interrupted run')
+        log(f'{root}: removed {stale} half-written patterns left by an interrupted run')
 
 
 def generate(jobs: list, hp, workers: int, clean_temporaries: bool = True, log=print) -> Counter:
@@ -174,7 +77,7 @@ def generate(jobs: list, hp, workers: int, clean_temporaries: bool = True, log=p
     done = set()
     for root in roots:
         for dataset in {job.dataset for job in jobs if job.root == root}:
-            os.makedirs(os.path.join(root, dataset), exist_ok=True)
+            os.makedirs(os.path.join(root, dataset), exist_ok=True)   # list_patterns reads them
         done.update((root, file) for file in Patterns.list_patterns(root))
     if clean_temporaries:
         for root in roots:
@@ -185,7 +88,8 @@ def generate(jobs: list, hp, workers: int, clean_temporaries: bool = True, log=p
     if shutil.which('ffmpeg') is None:
         compressed = [job for job in todo if job.audio_path.lower().endswith(Audio.FFMPEG_EXTENSIONS)]
         if compressed:
-            log(f'ffmpeg is not installed: {len(compressed)} .m4a files cannot be decoded and are skipped '
+            kinds = '/'.join(sorted({os.path.splitext(job.audio_path)[1].lower() for job in compressed}))
+            log(f'ffmpeg is not installed: {len(compressed)} {kinds} files cannot be decoded and are skipped '
                 f'(install it, e.g. apt-get install ffmpeg, and run again)')
             counts['rejected: needs ffmpeg'] = len(compressed)
             todo = [job for job in todo if not job.audio_path.lower().endswith(Audio.FFMPEG_EXTENSIONS)]

@@ -78,9 +78,8 @@ def espeak_corpus(folder: str, files: int, speakers: int = 20) -> list:
 
 
 def numpy_corpus(folder: str, files: int, speakers: int = 20) -> list:
-    """Voice-like harmonic signals (tests/corpora.py) of 2-6 s, when eSpeak NG is unavailable."""
-    sys.path.insert(0, os.path.join(ROOT, 'tests'))
-    from corpora import voice, write
+    """Voice-like harmonic signals (fixtures/corpora.py) of 2-6 s, when eSpeak NG is unavailable."""
+    from fixtures.corpora import voice, write
     paths = []
     for number in range(files):
         seconds = np.random.default_rng(number).uniform(2.0, 6.0)

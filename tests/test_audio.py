@@ -5,8 +5,8 @@ import pytest
 
 import Audio
 from Hyper_Parameters import load_hyper_parameters
-from corpora import voice, write
-from seed_recipe import seed_mel
+from fixtures.corpora import voice, write
+from fixtures.seed_recipe import seed_mel
 
 SOUND = load_hyper_parameters('Hyper_Parameter.yaml').Sound
 
@@ -57,7 +57,7 @@ def test_rejections_say_why(tmp_path):
 
 
 def test_m4a_decodes_like_its_wav(tmp_path):
-    from corpora import has_ffmpeg, voxceleb
+    from fixtures.corpora import has_ffmpeg, voxceleb
     if not has_ffmpeg():
         pytest.skip('ffmpeg not installed')
     root = voxceleb(str(tmp_path), ids=(10001,), videos=('abc',), utterances=1, extension='m4a')

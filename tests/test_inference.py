@@ -17,8 +17,8 @@ import Npy_Writer
 import Verification
 from Hyper_Parameters import load_hyper_parameters, to_dict
 from Modules import Encoder
-from corpora import voice, voxceleb, write
-from seed_recipe import seed_mel
+from fixtures.corpora import voice, voxceleb, write
+from fixtures.seed_recipe import seed_mel
 
 HP = load_hyper_parameters('Hyper_Parameter.yaml')
 PORT_KEYS = {'Sound': ('Trim_Top_dB', 'Inference_Top_dB', 'Min_Frames'), 'Train': ('Loss', 'Mixed_Precision')}

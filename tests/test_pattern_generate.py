@@ -8,10 +8,11 @@ import time
 import numpy as np
 import pytest
 
-import corpora
+from fixtures import corpora
 import Pattern_Generate
 import Patterns
-from Hyper_Parameters import load_hyper_parameters, save_hyper_parameters
+from Hyper_Parameters import load_hyper_parameters
+from fixtures.settings import save_hyper_parameters
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -13,8 +13,9 @@ import torch
 import Checkpoints
 import Runtime
 import Train
-from Hyper_Parameters import load_hyper_parameters, save_hyper_parameters
-from train_step import write_pattern_corpus
+from Hyper_Parameters import load_hyper_parameters
+from fixtures.settings import save_hyper_parameters
+from fixtures.patterns import write_pattern_corpus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

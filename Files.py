@@ -1,0 +1,26 @@
+"""Files on disk: atomic writes, and the cleanup of what a killed run half-wrote."""
+import os
+import re
+
+TEMPORARY_NAME = re.compile(r'\.tmp-\d+$')          # write_atomically's <name>.tmp-<pid>
+
+
+def write_atomically(path: str, payload) -> None:
+    """Write bytes (or text, as UTF-8) under a temporary name, then rename, making the folders:
+    a killed run never leaves a truncated file."""
+    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+    temporary = f'{path}.tmp-{os.getpid()}'
+    with open(temporary, 'wb') as stream:
+        stream.write(payload.encode('utf-8') if isinstance(payload, str) else payload)
+    os.replace(temporary, path)
+
+
+def remove_temporaries(root: str) -> int:
+    """Delete the half-written files (<name>.tmp-<pid>) that a killed run left below root and
+    return how many; only while no other process writes there."""
+    stale = []
+    for folder, _, names in os.walk(root):
+        stale.extend(os.path.join(folder, name) for name in names if TEMPORARY_NAME.search(name))
+    for path in stale:
+        os.remove(path)
+    return len(stale)
