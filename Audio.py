@@ -92,9 +92,14 @@ def read_audio(path: str) -> tuple[np.ndarray, int]:
     return samples.mean(axis=1, dtype=np.float32), rate   # librosa's to_mono: channel mean
 
 
-def load_audio(path: str, sample_rate: int) -> np.ndarray:
-    """Mono float32 samples at sample_rate, resampled as librosa.load does (soxr HQ)."""
+def load_audio(path: str, sample_rate: int, start: float = None, end: float = None) -> np.ndarray:
+    """Mono float32 samples at sample_rate, resampled as librosa.load does (soxr HQ); with start
+    and end (seconds), only that segment of the recording (a Kaldi segment)."""
     samples, rate = read_audio(path)
+    if start is not None:
+        samples = samples[int(round(start * rate)):int(round(end * rate))]
+        if samples.size == 0:
+            raise AudioRejected(f'empty: the segment {start:g}-{end:g} s lies beyond the recording\'s end')
     return resample(samples, rate, sample_rate)
 
 

@@ -12,7 +12,7 @@ import yaml
 # Keys the port added. A seed user's file lacks them and still loads.
 PORT_DEFAULTS = {
     'Sound': {
-        'Trim_Top_dB': {'VCTK': 15, 'VC1': 23, 'VC2': 23, 'Libri': 23, 'CMUA': 60},
+        'Trim_Top_dB': {'VCTK': 15, 'VC1': 23, 'VC2': 23, 'Libri': 23, 'CMUA': 60, 'Default': 23},
         'Inference_Top_dB': 20,
         'Min_Frames': 64,
     },

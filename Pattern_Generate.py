@@ -19,9 +19,10 @@ from collections import Counter
 from tqdm import tqdm
 
 import Audio
+import Corpora
 import Files
 import Patterns
-from Corpora import CORPORA, Job, corpus_jobs
+from Corpora import CORPORA, USER_CORPORA, CorpusError, Job
 from Hyper_Parameters import HyperParameterError, load_hyper_parameters
 
 
@@ -31,6 +32,12 @@ def parse_shard(text: str) -> tuple:
     if not match or not 0 <= int(match[1]) < int(match[2]):
         raise argparse.ArgumentTypeError(f'--shard takes K/N with 0 <= K < N (e.g. 0/4 ... 3/4), not {text!r}')
     return int(match[1]), int(match[2])
+
+
+def trim_top_dB(sound_hp, dataset: str) -> float:
+    """Sound.Trim_Top_dB of a dataset tag; Sound.Trim_Top_dB.Default for tags it does not name."""
+    thresholds = vars(sound_hp.Trim_Top_dB)
+    return thresholds.get(dataset, thresholds['Default'])
 
 
 # Worker state: set once per process by _start_worker.
@@ -47,8 +54,8 @@ def make_pattern(job: Job) -> tuple:
     """Compute and write one pattern. Returns (job, 'done', frames) or (job, 'rejected', reason)."""
     hp = _worker['hp']
     try:
-        top_db = getattr(hp.Sound.Trim_Top_dB, job.dataset)
-        mel = Audio.mel_from_file(job.audio_path, hp.Sound, top_db, hp.Sound.Min_Frames)
+        samples = Audio.load_audio(job.audio_path, hp.Sound.Sample_Rate, job.start, job.end)
+        mel = Audio.mel_from_signal(samples, hp.Sound, trim_top_dB(hp.Sound, job.dataset), hp.Sound.Min_Frames)
     except Audio.AudioRejected as error:
         return job, 'rejected', str(error)
     except Exception as error:   # a decoder crash on one odd file must not stop a million-file run
@@ -77,7 +84,7 @@ def generate(jobs: list, hp, workers: int, clean_temporaries: bool = True, log=p
     done = set()
     for root in roots:
         for dataset in {job.dataset for job in jobs if job.root == root}:
-            os.makedirs(os.path.join(root, dataset), exist_ok=True)   # list_patterns reads them
+            os.makedirs(os.path.join(root, dataset), exist_ok=True)
         done.update((root, file) for file in Patterns.list_patterns(root))
     if clean_temporaries:
         for root in roots:
@@ -125,6 +132,43 @@ def generate(jobs: list, hp, workers: int, clean_temporaries: bool = True, log=p
     return counts
 
 
+def collect_jobs(args, hp, log=print) -> tuple:
+    """Jobs of every corpus named on the command line, and the Counter of entries skipped while
+    reading corpus lists (each reported in one line). Raises CorpusError for a corpus that cannot
+    be read at all or two corpora with one tag."""
+    skipped = Counter()
+
+    def report(where: str, reason: str) -> None:
+        log(f'{where}: {reason}')
+        skipped[f'skipped: {reason.split(":")[0] if reason.startswith("malformed") else "bad list entry"}'] += 1
+
+    jobs, tags = [], {}
+    for flag, path in ((flag, getattr(args, flag)) for flag in CORPORA if getattr(args, flag)):
+        if not os.path.isdir(path):
+            raise CorpusError(f'-{flag} {path}: no such folder')
+        root = hp.Train.Eval_Pattern.Path if CORPORA[flag][2] else hp.Train.Train_Pattern.Path
+        corpus = Corpora.corpus_jobs(flag, path, root, args.vctk_mic)
+        log(f'-{flag} {path}: {len(corpus)} audio files of {len({job.speaker for job in corpus})} speakers')
+        jobs.extend(corpus)
+    for flag, (reader, is_eval) in USER_CORPORA.items():
+        for argument in getattr(args, flag) or []:
+            tag, path = Corpora.split_tag(argument)
+            if not os.path.isdir(path):
+                raise CorpusError(f'-{flag} {path}: no such folder')
+            root = hp.Train.Eval_Pattern.Path if is_eval else hp.Train.Train_Pattern.Path
+            if (root, tag) in tags or tag in {dataset for dataset, _, _ in CORPORA.values()}:
+                raise CorpusError(f'-{flag} {argument}: the dataset tag {tag} is already taken'
+                                  f'{f" by {tags[root, tag]}" if (root, tag) in tags else ""}; '
+                                  f'name this corpus: -{flag} OTHER_TAG={path}')
+            tags[root, tag] = path
+            corpus = (Corpora.kaldi_jobs(path, tag, root, report) if reader == 'kaldi'
+                      else Corpora.folder_jobs(path, tag, root))
+            log(f'-{flag} {path}: {len(corpus)} utterances of {len({job.speaker for job in corpus})} speakers, '
+                f'dataset tag {tag}')
+            jobs.extend(corpus)
+    return jobs, skipped
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description='Audio corpora -> mel pattern pickles and METADATA.PICKLE.')
     parser.add_argument('-hp', '--hyper_parameters', default='Hyper_Parameter.yaml', help='hyper-parameter YAML')
@@ -134,6 +178,12 @@ def main(argv=None) -> int:
     parser.add_argument('-libri', help='LibriTTS root (<subset>/<speaker>/<chapter>/*.wav)')
     parser.add_argument('-cmua', help='CMU Arctic root (cmu_us_<spk>_arctic/wav/*.wav)')
     parser.add_argument('-vc1t', help='VoxCeleb1 test set root: evaluation patterns')
+    parser.add_argument('-kaldi', action='append', metavar='[TAG=]DIR',
+                        help='a Kaldi data directory (wav.scp, utt2spk, segments); repeatable; tag: the folder name')
+    parser.add_argument('-folder', action='append', metavar='[TAG=]DIR',
+                        help='one folder per speaker, DIR/<speaker>/**/<audio>; repeatable; tag: the folder name')
+    parser.add_argument('-kaldit', action='append', metavar='[TAG=]DIR', help='as -kaldi, to the evaluation patterns')
+    parser.add_argument('-foldert', action='append', metavar='[TAG=]DIR', help='as -folder, to the evaluation patterns')
     parser.add_argument('-mw', '--max_workers', type=int, default=os.cpu_count(), help='worker processes (default: all cores)')
     parser.add_argument('--shard', type=parse_shard, help='K/N: do only the K-th of N parts (0-based); merge later with --metadata')
     parser.add_argument('--metadata', action='store_true', help='only (re)build METADATA.PICKLE from the patterns on disk')
@@ -145,31 +195,29 @@ def main(argv=None) -> int:
     except HyperParameterError as error:
         print(error, file=sys.stderr)
         return 2
-    given = {flag: getattr(args, flag) for flag in CORPORA if getattr(args, flag)}
+    given = [flag for flag in list(CORPORA) + list(USER_CORPORA) if getattr(args, flag)]
     if not given and not args.metadata:
-        parser.error('name at least one corpus (-vctk, -vc1, -vc2, -libri, -cmua, -vc1t) or --metadata')
-    for flag, path in given.items():
-        if not os.path.isdir(path):
-            print(f'-{flag} {path}: no such folder', file=sys.stderr)
-            return 2
+        parser.error('name at least one corpus (-vctk, -vc1, -vc2, -libri, -cmua, -vc1t, -kaldi, -folder, '
+                     '-kaldit, -foldert) or --metadata')
 
     started = time.time()
-    jobs = []
-    for flag, path in given.items():
-        corpus = corpus_jobs(flag, path, hp, args.vctk_mic)
-        print(f'-{flag} {path}: {len(corpus)} audio files of {len({job.speaker for job in corpus})} speakers')
-        jobs.extend(corpus)
+    try:
+        jobs, skipped = collect_jobs(args, hp)
+    except (CorpusError, OSError) as error:
+        print(error, file=sys.stderr)
+        return 2
     if args.shard:
         shard, shards = args.shard
         jobs = jobs[shard::shards]
         print(f'shard {shard}/{shards}: {len(jobs)} files')
-    if jobs:
-        counts = generate(jobs, hp, args.max_workers, clean_temporaries=not args.shard)
+    if jobs or skipped:
+        counts = generate(jobs, hp, args.max_workers, clean_temporaries=not args.shard) + skipped
         elapsed = time.time() - started
         print(f'{counts["generated"]} generated, {counts["skipped (already done)"]} skipped (already done), '
-              f'{sum(value for key, value in counts.items() if key.startswith("rejected"))} rejected '
+              f'{sum(value for key, value in counts.items() if key.startswith("rejected"))} rejected, '
+              f'{sum(skipped.values())} list entries skipped '
               f'in {elapsed:.1f} s ({counts["generated"] / max(elapsed, 1e-9):.1f} files/s)')
-        for key in sorted(key for key in counts if key.startswith('rejected') and counts[key]):
+        for key in sorted(key for key in counts if key.startswith(('rejected', 'skipped:')) and counts[key]):
             print(f'  {key}: {counts[key]}')
 
     if args.shard and not args.metadata:

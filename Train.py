@@ -105,10 +105,12 @@ class Trainer:
     """Everything one training process holds, all set here: data, model, loss, optimiser,
     counters, logs. Rank 0 (or the only process) logs, evaluates and saves; other ranks only train.
 
-    command: how the run was started, for the resume hint printed on Ctrl-C.
+    command: how the run was started, for the resume hint printed on Ctrl-C. init_checkpoint:
+    fine-tune from another run's checkpoint (Train.py --init) instead of starting from scratch.
     """
 
-    def __init__(self, hp, resume_step: int = 0, log=None, command: str = 'python Train.py'):
+    def __init__(self, hp, resume_step: int = 0, log=None, command: str = 'python Train.py',
+                 init_checkpoint: str = None):
         self.hp, self.command = hp, command
         self.process = Runtime.torchrun_process()
         self.distributed, self.is_main = self.process.distributed, self.process.is_main
@@ -154,6 +156,8 @@ class Trainer:
         self.outcome = None                     # after run(): 'finished' or the name of the signal that stopped it
         if resume_step:
             self.load(resume_step)
+        elif init_checkpoint:
+            self.initialise_from(init_checkpoint)
         self.writer = None
         if self.is_main:
             from tensorboardX import SummaryWriter
@@ -281,6 +285,23 @@ class Trainer:
         self.log(f'Resumed from {path}: step {self.steps}, epoch {self.epochs}, '
                  f'learning rate {self.scheduler.get_last_lr()[0]:g}')
 
+    def initialise_from(self, path: str) -> None:
+        """Fine-tuning: the encoder (and GE2E w, b where the checkpoint has them) of another run's
+        checkpoint or a seed one, at step 0 with this run's fresh optimiser and schedule."""
+        try:
+            checkpoint = load_checkpoint(path)
+            load_encoder_state(self.encoder, encoder_state(checkpoint, path), self.hp, path)
+        except CheckpointError as error:
+            raise TrainingError(f'--init {error}') from None
+        loss_state = checkpoint.get('Loss')
+        if isinstance(loss_state, dict) and set(loss_state) == {'w', 'b'}:
+            self.loss.load_state_dict(loss_state)
+            origin = f'w = {self.loss.w.item():g}, b = {self.loss.b.item():g} from it'
+        else:
+            origin = f'no w and b in it: they start at w = {self.loss.w.item():g}, b = {self.loss.b.item():g}'
+        self.log(f'Fine-tuning from {path} (its step {int(checkpoint.get("Steps", -1))}): encoder weights loaded, '
+                 f'{origin}; training starts at step 0 with a fresh optimiser and schedule')
+
     # -- one step
 
     def train_step(self, mels: torch.Tensor, stop_requested: bool = False):
@@ -330,12 +351,13 @@ class Trainer:
         return self.evaluation.run(self.encoder, self.loss, self.device, self.autocast, self.steps, self.writer, self.log)
 
 
-def train(hp, resume_step: int = 0, log=None, command: str = 'python Train.py') -> Trainer:
-    """Train with hyper-parameters hp (Hyper_Parameters.load_hyper_parameters), from scratch or
-    from checkpoint S_<resume_step>; `command` starts the resume hint printed on Ctrl-C. Raises
+def train(hp, resume_step: int = 0, log=None, command: str = 'python Train.py', init_checkpoint: str = None) -> Trainer:
+    """Train with hyper-parameters hp (Hyper_Parameters.load_hyper_parameters), from scratch, from
+    checkpoint S_<resume_step>, or fine-tuning from init_checkpoint; `command` starts the resume
+    hint printed on Ctrl-C. Raises
     TrainingError, CheckpointError, MetadataError or Datasets.DatasetConfigurationError with a
     how-to when it cannot start or go on."""
-    trainer = Trainer(hp, resume_step, log, command)
+    trainer = Trainer(hp, resume_step, log, command, init_checkpoint)
     try:
         trainer.run()
     finally:
@@ -348,10 +370,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description='Train the GE2E speaker encoder.')
     parser.add_argument('-hp', '--hyper_parameters', default='Hyper_Parameter.yaml', help='hyper-parameter file')
     parser.add_argument('-s', '--steps', default=0, type=int, help='resume from checkpoint S_<STEPS>.pkl')
+    parser.add_argument('--init', metavar='CHECKPOINT',
+                        help='fine-tune: start at step 0 from this checkpoint\'s encoder (and w, b), fresh optimiser')
     args = parser.parse_args(argv)
+    if args.init and args.steps:
+        parser.error('-s resumes this run and --init starts a new one from another checkpoint: give one of them')
     command = 'python Train.py' + ('' if args.hyper_parameters == 'Hyper_Parameter.yaml' else f' -hp {args.hyper_parameters}')
     try:
-        trainer = train(load_hyper_parameters(args.hyper_parameters), args.steps, command=command)
+        trainer = train(load_hyper_parameters(args.hyper_parameters), args.steps, command=command,
+                        init_checkpoint=args.init)
     except (CheckpointError, HyperParameterError, MetadataError, Datasets.DatasetConfigurationError,
             TrainingError) as error:
         print(f'Train.py: {error}', file=sys.stderr)
