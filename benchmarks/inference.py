@@ -4,7 +4,7 @@
     python benchmarks/inference.py                           # 200 utterances of 2-6 s
     python benchmarks/inference.py --files 500 --audio /tmp/bench_audio --threads 1 2
 
-The utterances are synthetic speech (eSpeak NG through Speech_Synth.py: 20 voices, 10
+The utterances are synthetic speech (eSpeak NG through demo_corpus/speech_synth.py: 20 voices, 10
 utterances each, 16 kHz wav), or voice-like numpy signals when eSpeak NG is not available.
 Both systems embed the same files, each in a fresh process, timed from file paths to embeddings
 after the model is loaded and warmed up on a few files:
@@ -54,10 +54,10 @@ SAMPLE_RATE = 16000
 
 
 def espeak_corpus(folder: str, files: int, speakers: int = 20) -> list:
-    """Synthetic speech from eSpeak NG (Speech_Synth.py), 2-6 s each, as 16 kHz PCM-16 wav files."""
+    """Synthetic speech from eSpeak NG (demo_corpus/speech_synth.py), 2-6 s each, as 16 kHz PCM-16 wav files."""
     import soundfile
     import soxr
-    from Speech_Synth import synthesize
+    from demo_corpus.speech_synth import synthesize
     paths = []
     for number in range(files):
         speaker, utterance = number % speakers, number // speakers
@@ -97,7 +97,7 @@ def corpus(folder: str, files: int) -> tuple[list, str]:
             return paths[:files], 'existing files'
     try:
         paths, kind = espeak_corpus(folder, files), 'eSpeak NG speech'
-    except (ImportError, OSError, RuntimeError) as error:   # Speech_Synth.SynthesisError is a RuntimeError
+    except (ImportError, OSError, RuntimeError) as error:   # speech_synth.SynthesisError is a RuntimeError
         print(f'eSpeak NG unavailable ({error}); using numpy signals')
         paths, kind = numpy_corpus(folder, files), 'numpy voice-like signals'
     with open(listing, 'w', encoding='utf-8') as stream:
