@@ -33,7 +33,7 @@ class Evaluation:
         train_hp, batch = hp.Train, hp.Train.Batch.Eval
         try:
             dataset = Datasets.load_speaker_dataset(train_hp.Eval_Pattern, hp.Sound, batch.Pattern_per_Speaker, False,
-                                                    fixed_seed=EVAL_SEED)
+                                                    fixed_seed=EVAL_SEED, use_store=train_hp.Use_Packed_Store, log=log)
         except MetadataError as error:
             log(f'{error}\nTraining goes on without evaluation (no evaluation loss, EER or t-SNE figures); '
                 f'for evaluation, generate patterns with python Pattern_Generate.py -vc1t DIR.')

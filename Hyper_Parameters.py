@@ -19,6 +19,7 @@ PORT_DEFAULTS = {
     'Train': {
         'Loss': {'Type': 'softmax', 'Centroid': 'exclusive'},
         'Mixed_Precision': False,
+        'Use_Packed_Store': True,
     },
 }
 

@@ -3,6 +3,7 @@
     python Pattern_Generate.py -vctk /data/VCTK-Corpus -libri /data/LibriTTS -vc1t /data/vox1_test
     python Pattern_Generate.py -vc2 /data/vox2 --shard 3/8     # one of 8 machines
     python Pattern_Generate.py --metadata                      # merge what the shards wrote
+    python Pattern_Generate.py --pack                          # metadata + packed stores (Pattern_Store.py)
 
 Training corpora go to Train.Train_Pattern.Path/<Dataset>/, the VoxCeleb1 test set (-vc1t) to
 Train.Eval_Pattern.Path/<Dataset>/. A rerun skips finished patterns.
@@ -21,6 +22,7 @@ from tqdm import tqdm
 import Audio
 import Corpora
 import Files
+import Pattern_Store
 import Patterns
 from Corpora import CORPORA, USER_CORPORA, CorpusError, Job
 from Hyper_Parameters import HyperParameterError, load_hyper_parameters
@@ -187,6 +189,8 @@ def main(argv=None) -> int:
     parser.add_argument('-mw', '--max_workers', type=int, default=os.cpu_count(), help='worker processes (default: all cores)')
     parser.add_argument('--shard', type=parse_shard, help='K/N: do only the K-th of N parts (0-based); merge later with --metadata')
     parser.add_argument('--metadata', action='store_true', help='only (re)build METADATA.PICKLE from the patterns on disk')
+    parser.add_argument('--pack', action='store_true', help='also build or update the packed store of each pattern root '
+                        '(for training); with --shard K/N only its K-th share, merged by a --pack without --shard')
     parser.add_argument('--vctk_mic', default='mic1', help='VCTK 0.92 microphone to take (default mic1)')
     args = parser.parse_args(argv)
 
@@ -196,9 +200,13 @@ def main(argv=None) -> int:
         print(error, file=sys.stderr)
         return 2
     given = [flag for flag in list(CORPORA) + list(USER_CORPORA) if getattr(args, flag)]
-    if not given and not args.metadata:
+    if not given and not args.metadata and not args.pack:
         parser.error('name at least one corpus (-vctk, -vc1, -vc2, -libri, -cmua, -vc1t, -kaldi, -folder, '
-                     '-kaldit, -foldert) or --metadata')
+                     '-kaldit, -foldert), --metadata or --pack')
+    if args.pack and args.shard:
+        if given or args.metadata:
+            parser.error('--pack --shard K/N packs a share of finished patterns: run it alone, after --metadata')
+        return Pattern_Store.pack_roots(hp, args.shard)
 
     started = time.time()
     try:
@@ -236,7 +244,7 @@ def main(argv=None) -> int:
         print(f'no pattern folder at {" or ".join(roots)}: nothing to build metadata from '
               f'(generate patterns first, e.g. python Pattern_Generate.py -vctk DIR)', file=sys.stderr)
         return 1
-    return 0
+    return Pattern_Store.pack_roots(hp) if args.pack else 0
 
 
 if __name__ == '__main__':

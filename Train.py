@@ -80,10 +80,11 @@ def training_data(hp, process: Runtime.TorchrunProcess, pin_memory: bool, log) -
     shuffles the speakers alike (seed 0, the epoch) and takes its own share."""
     train_hp, batch = hp.Train, hp.Train.Batch.Train
     dataset = Datasets.load_speaker_dataset(train_hp.Train_Pattern, hp.Sound, batch.Pattern_per_Speaker,
-                                            train_hp.Use_Pattern_Cache)
+                                            train_hp.Use_Pattern_Cache, use_store=train_hp.Use_Packed_Store, log=log)
     log(f'{train_hp.Train_Pattern.Path}: {len(dataset)} training speakers with at least '
         f'{batch.Pattern_per_Speaker} patterns, {dataset.left_out} with fewer left out '
-        f'(Train.Batch.Train.Pattern_per_Speaker)')
+        f'(Train.Batch.Train.Pattern_per_Speaker); reading '
+        + ('its packed store' if dataset.store is not None else 'the pattern pickles'))
     Datasets.check_enough_speakers(dataset, batch.Speaker, process.world_size)
     sampler = torch.utils.data.DistributedSampler(dataset, drop_last=True) if process.distributed else None
     loader = Datasets.make_loader(dataset, Datasets.TrainCollater(train_hp.Frame_Length.Min, train_hp.Frame_Length.Max),

@@ -10,6 +10,8 @@ Stages, each resumable (a rerun skips what is done):
             for speechocean762's train half, and the held-out speakers (Held_Out/ + trials.txt)
   patterns  Pattern_Generate.py -folder/-kaldi (training) and -foldert/-kaldit (held out)
   train     Train.py --init <the synthetic example checkpoint>, or -s <last> when checkpoints exist
+  evaluate  EER over all pairs of held-out files against Resemblyzer, t-SNE (--step N, default last)
+  export    the slim checkpoint, its settings and figure into Example_Results/ (--step N)
 
 Held-out speakers are drawn per source with a fixed seed and never trained on. speechocean762's
 test half, LibriSpeech/LibriTTS, RAVDESS, EmoDB and the Free Spoken Digit Dataset are not used.
@@ -17,19 +19,24 @@ test half, LibriSpeech/LibriTTS, RAVDESS, EmoDB and the Free Spoken Digit Datase
 import argparse
 import csv
 import glob
+import io
 import os
+import shutil
 import subprocess
 import sys
 from collections import defaultdict
 
+import librosa
 import numpy as np
 import soundfile
+import yaml
 from tqdm import tqdm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import Audio  # noqa: E402
+from Checkpoints import list_checkpoints, load_checkpoint, save_checkpoint  # noqa: E402
 from Files import write_atomically  # noqa: E402
 
 HYPER_PARAMETERS = 'recipes/real_voices.yaml'
@@ -109,7 +116,6 @@ def source_clips(name: str, source: str) -> dict:
 
 def joined_clip(paths: list) -> np.ndarray:
     """Clips of one speaker, each trimmed of silence, joined with short gaps -> 16 kHz samples."""
-    import librosa
     gap = np.zeros(int(JOIN_GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
     pieces = []
     for path in paths:
@@ -120,10 +126,8 @@ def joined_clip(paths: list) -> np.ndarray:
 
 
 def write_wav(path: str, samples: np.ndarray) -> None:
-    import io
     buffer = io.BytesIO()
     soundfile.write(buffer, samples, SAMPLE_RATE, subtype='PCM_16', format='WAV')
-    os.makedirs(os.path.dirname(path), exist_ok=True)
     write_atomically(path, buffer.getvalue())
 
 
@@ -190,12 +194,15 @@ def write_kaldi_dirs(corpus: str, tag: str, utterances: dict, usable: list, chos
 
 
 def write_trials(held_out: str, files: list) -> None:
-    """Every pair of held-out files: 'target path path' (1 same speaker, 0 not)."""
+    """Every pair of held-out files: trials.txt ('target path path', 1 same speaker, 0 not), and
+    labels.txt ('path TAG/speaker', Inference.py's list input) for the t-SNE figure."""
     files = sorted(files)
     speakers = [os.path.dirname(file) for file in files]
     lines = [f'{int(speakers[i] == speakers[j])} {files[i]} {files[j]}'
              for i in range(len(files)) for j in range(i + 1, len(files))]
     write_atomically(os.path.join(held_out, 'trials.txt'), ('\n'.join(lines) + '\n').encode())
+    write_atomically(os.path.join(held_out, 'labels.txt'),
+                     ''.join(f'{os.path.join(held_out, file)} {speaker}\n' for file, speaker in zip(files, speakers)).encode())
     print(f'{held_out}/trials.txt: {len(lines)} trials over {len(files)} files of '
           f'{len(set(speakers))} held-out speakers')
 
@@ -221,21 +228,62 @@ def make_patterns(corpus: str, workers: int) -> None:
 
 
 def train() -> None:
-    import yaml
-    with open(os.path.join(ROOT, HYPER_PARAMETERS)) as stream:
-        checkpoints = yaml.safe_load(stream)['Checkpoint_Path']
-    steps = sorted(int(name[2:-4]) for name in os.listdir(os.path.join(ROOT, checkpoints))
-                   if name.startswith('S_') and name.endswith('.pkl')) if os.path.isdir(os.path.join(ROOT, checkpoints)) else []
+    steps = list_checkpoints(os.path.join(ROOT, hyper_parameter('Checkpoint_Path')))
     run(['Train.py', '-hp', HYPER_PARAMETERS] + (['-s', str(steps[-1])] if steps else ['--init', INIT_CHECKPOINT]))
+
+
+def hyper_parameter(key: str):
+    with open(os.path.join(ROOT, HYPER_PARAMETERS)) as stream:
+        return yaml.safe_load(stream)[key]
+
+
+def evaluate(corpus: str, step: int) -> None:
+    """EER over every pair of held-out files, this checkpoint against Resemblyzer, and the t-SNE
+    figure of the held-out speakers (Inference.py)."""
+    checkpoint = os.path.join(hyper_parameter('Checkpoint_Path'), f'S_{step}.pkl')
+    held_out = os.path.join(corpus, 'Held_Out')
+    run(['benchmarks/compare_resemblyzer.py', '-c', checkpoint, '--trials', os.path.join(held_out, 'trials.txt'),
+         '--root', held_out])
+    run(['Inference.py', '-c', checkpoint, '-i', os.path.join(held_out, 'labels.txt'),
+         '-o', os.path.join(ROOT, 'Real_Voices', 'Inference', f'S_{step}')])
+
+
+def export(step: int) -> None:
+    """The checkpoint's encoder, w and b (no optimiser state) into Example_Results/Checkpoint/,
+    with its settings and the held-out t-SNE figure."""
+    source = os.path.join(ROOT, hyper_parameter('Checkpoint_Path'), f'S_{step}.pkl')
+    state = load_checkpoint(source)
+    target = os.path.join(ROOT, 'Example_Results', 'Checkpoint')
+    for name in os.listdir(target) if os.path.isdir(target) else []:
+        os.remove(os.path.join(target, name))
+    save_checkpoint({'Model': state['Model'], 'Steps': state['Steps'], 'Loss': state['Loss']},
+                    os.path.join(target, f'S_{step}.pkl'))
+    shutil.copyfile(os.path.join(ROOT, hyper_parameter('Checkpoint_Path'), 'Hyper_Parameter.yaml'),
+                    os.path.join(target, 'Hyper_Parameter.yaml'))
+    figures = os.path.join(ROOT, 'Example_Results', 'Figures')
+    os.makedirs(figures, exist_ok=True)
+    shutil.copyfile(os.path.join(ROOT, 'Real_Voices', 'Inference', f'S_{step}', 'tsne.png'),
+                    os.path.join(figures, f'S{step}_real_held_out_tsne.png'))
+    print(f'{target}/S_{step}.pkl ({os.path.getsize(os.path.join(target, f"S_{step}.pkl")) / 1e6:.1f} MB), '
+          f'its Hyper_Parameter.yaml and {figures}/S{step}_real_held_out_tsne.png written')
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--sources', required=True, help='folder holding the cloned source repositories')
     parser.add_argument('--corpus', default=os.path.join(ROOT, 'Real_Voices', 'Corpus'), help='prepared corpus folder')
-    parser.add_argument('--stage', choices=('all', 'prepare', 'patterns', 'train'), default='all')
+    parser.add_argument('--stage', choices=('all', 'prepare', 'patterns', 'train', 'evaluate', 'export'), default='all',
+                        help='all: prepare, patterns, train; evaluate and export take --step')
+    parser.add_argument('--step', type=int, help='the checkpoint to evaluate or export (default: the last)')
     parser.add_argument('-mw', '--max_workers', type=int, default=os.cpu_count())
     args = parser.parse_args()
+    if args.stage in ('evaluate', 'export'):
+        steps = list_checkpoints(os.path.join(ROOT, hyper_parameter('Checkpoint_Path')))
+        step = args.step if args.step is not None else (steps or [None])[-1]
+        if step not in steps:
+            raise SystemExit(f'no checkpoint S_{step}.pkl in {hyper_parameter("Checkpoint_Path")} (there: {steps})')
+        (evaluate(args.corpus, step) if args.stage == 'evaluate' else export(step))
+        return
     if args.stage in ('all', 'prepare'):
         prepare(args.sources, args.corpus)
     if args.stage in ('all', 'patterns'):
