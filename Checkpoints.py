@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import torch
 
-from Files import write_atomically
+from Atomic_Files import write_atomically
 from Hyper_Parameters import hyper_parameters_from_dict, load_hyper_parameters, to_yaml
 from Modules import Encoder
 

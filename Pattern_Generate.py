@@ -19,9 +19,9 @@ from collections import Counter
 
 from tqdm import tqdm
 
+import Atomic_Files
 import Audio
 import Corpora
-import Files
 import Pattern_Store
 import Patterns
 from Corpora import CORPORA, USER_CORPORA, CorpusError, Job
@@ -62,7 +62,7 @@ def make_pattern(job: Job) -> tuple:
         return job, 'rejected', str(error)
     except Exception as error:   # a decoder crash on one odd file must not stop a million-file run
         return job, 'rejected', f'unreadable: {type(error).__name__}: {error}'
-    Files.write_atomically(os.path.join(job.root, job.pattern_file), Patterns.pattern_bytes(mel, job.speaker, job.dataset))
+    Atomic_Files.write_atomically(os.path.join(job.root, job.pattern_file), Patterns.pattern_bytes(mel, job.speaker, job.dataset))
     if job.root not in _worker['records']:
         _worker['records'][job.root] = Patterns.RecordWriter(job.root)
     _worker['records'][job.root].add(job.pattern_file, job.dataset, job.speaker, mel.shape[0])
@@ -71,7 +71,7 @@ def make_pattern(job: Job) -> tuple:
 
 def remove_temporaries(root: str, log=print) -> None:
     """Delete the half-written patterns that a killed run left behind, saying how many."""
-    stale = Files.remove_temporaries(root)
+    stale = Atomic_Files.remove_temporaries(root)
     if stale:
         log(f'{root}: removed {stale} half-written patterns left by an interrupted run')
 

@@ -15,7 +15,7 @@ from collections import defaultdict
 import numpy as np
 from tqdm import tqdm
 
-from Files import write_atomically
+from Atomic_Files import write_atomically
 
 PICKLE_PROTOCOL = 4
 PATTERN_SUFFIX = '.PICKLE'

@@ -32,8 +32,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import Atomic_Files  # noqa: E402
 import Pattern_Store  # noqa: E402
-import Files  # noqa: E402
 import Patterns  # noqa: E402
 from Hyper_Parameters import load_hyper_parameters  # noqa: E402
 
@@ -151,7 +151,7 @@ def million(args, folder: str) -> None:
                      'Speaker_Dict': {key: key.split('.')[1] for key in keys},
                      'File_List_by_Speaker_Dict': {('SYN', f'S{speaker:06d}'): keys[speaker * per_speaker:(speaker + 1) * per_speaker]
                                                    for speaker in range(patterns // per_speaker)}})
-    Files.write_atomically(os.path.join(root, 'METADATA.PICKLE'), pickle.dumps(metadata, protocol=Patterns.PICKLE_PROTOCOL))
+    Atomic_Files.write_atomically(os.path.join(root, 'METADATA.PICKLE'), pickle.dumps(metadata, protocol=Patterns.PICKLE_PROTOCOL))
     del metadata
     store = Pattern_Store.store_folder(root)
     os.makedirs(store)

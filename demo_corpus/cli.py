@@ -30,7 +30,7 @@ import time
 from tqdm import tqdm
 
 import Hyper_Parameters
-from Files import remove_temporaries, write_atomically
+from Atomic_Files import remove_temporaries, write_atomically
 from demo_corpus import speech_synth
 from demo_corpus.planning import VC1_RATE, VCTK_RATE, build_speakers, vc1_utterances, vctk_utterances
 from demo_corpus.rendering import make_file

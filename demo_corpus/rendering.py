@@ -8,7 +8,7 @@ import soundfile
 import soxr
 from scipy.signal import lfilter
 
-from Files import write_atomically
+from Atomic_Files import write_atomically
 from demo_corpus import speech_synth
 from demo_corpus.planning import Utterance
 

@@ -36,8 +36,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import Audio  # noqa: E402
+from Atomic_Files import write_atomically  # noqa: E402
 from Checkpoints import list_checkpoints, load_checkpoint, save_checkpoint  # noqa: E402
-from Files import write_atomically  # noqa: E402
 
 HYPER_PARAMETERS = 'recipes/real_voices.yaml'
 INIT_CHECKPOINT = 'Example_Results/Synthetic/Checkpoint/S_2500.pkl'

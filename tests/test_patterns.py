@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
-import Files
+import Atomic_Files
 import Patterns
 from Hyper_Parameters import load_hyper_parameters
 
@@ -56,7 +56,7 @@ def test_our_pattern_is_the_seed_format():
 def _write_pattern(root, dataset, speaker, stem, frames, record=None):
     file = f'{dataset}/{Patterns.pattern_name(dataset, speaker, stem)}'
     os.makedirs(os.path.join(root, dataset), exist_ok=True)
-    Files.write_atomically(os.path.join(root, file),
+    Atomic_Files.write_atomically(os.path.join(root, file),
                               Patterns.pattern_bytes(np.zeros((frames, 80), np.float32), speaker, dataset))
     if record is not None:
         record.add(file, dataset, speaker.upper(), frames)

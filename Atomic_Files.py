@@ -1,18 +1,23 @@
-"""Files on disk: atomic writes, and the cleanup of what a killed run half-wrote."""
+"""Whole files or none: write under a temporary name, then rename; and the cleanup of what a
+killed run half-wrote. Imports nothing of the project."""
 import os
 import re
 
 TEMPORARY_NAME = re.compile(r'\.tmp-\d+$')          # write_atomically's <name>.tmp-<pid>
 
 
-def write_atomically(path: str, payload) -> None:
+def write_atomically(path: str, payload) -> os.stat_result:
     """Write bytes (or text, as UTF-8) under a temporary name, then rename, making the folders:
-    a killed run never leaves a truncated file."""
+    a killed run never leaves a truncated file. Returns the written file's status (size,
+    modification time), read before the rename, so that it describes these bytes."""
     os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
     temporary = f'{path}.tmp-{os.getpid()}'
     with open(temporary, 'wb') as stream:
         stream.write(payload.encode('utf-8') if isinstance(payload, str) else payload)
+        stream.flush()
+        status = os.fstat(stream.fileno())
     os.replace(temporary, path)
+    return status
 
 
 def remove_temporaries(root: str) -> int:
