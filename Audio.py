@@ -35,6 +35,12 @@ class FFmpegMissing(AudioRejected):
     """A compressed file (.m4a) needs ffmpeg, which is not on PATH."""
 
 
+def require_finite(values: np.ndarray) -> None:
+    """Raise AudioRejected when values hold NaN or infinity: such audio gives a pattern of NaN."""
+    if not np.isfinite(values).all():
+        raise AudioRejected('non-finite samples: the audio holds NaN or infinite values')
+
+
 def _decode_with_ffmpeg(path: str) -> tuple[np.ndarray, int]:
     if shutil.which('ffmpeg') is None:
         raise FFmpegMissing('ffmpeg is not installed; it is needed to decode .m4a (apt-get install ffmpeg)')
@@ -60,6 +66,7 @@ def read_audio(path: str) -> tuple[np.ndarray, int]:
             raise AudioRejected(f'unreadable: {error}') from None
     if samples.shape[0] == 0:
         raise AudioRejected('empty: no samples')
+    require_finite(samples)
     return samples.mean(axis=1, dtype=np.float32), rate   # librosa's to_mono: channel mean
 
 
@@ -88,12 +95,14 @@ def trim_silence(signal: np.ndarray, top_db: float,
     """Leading and trailing silence removed, as librosa.effects.trim(signal, top_db, ...) does.
 
     Frames are centred (zero padding of frame_length // 2); a frame is sound when its RMS is
-    within top_db of the loudest frame's. Returns an empty array when nothing is.
+    within top_db of the loudest frame's. Returns an empty array when nothing is; raises
+    AudioRejected when a frame is not finite (NaN would otherwise pass for sound or silence).
     """
     padded = np.pad(signal, frame_length // 2)
     frame_count = 1 + (len(padded) - frame_length) // hop_length
     frames = np.lib.stride_tricks.sliding_window_view(padded, frame_length)[::hop_length][:frame_count]
     mean_square = np.mean(np.abs(frames) ** 2, axis=1)                     # [frames]
+    require_finite(mean_square)
     power_db = 10.0 * np.log10(np.maximum(AMPLITUDE_FLOOR ** 2, mean_square))
     reference_db = 10.0 * np.log10(max(AMPLITUDE_FLOOR ** 2, float(mean_square.max(initial=0.0))))
     sound = np.flatnonzero(power_db - reference_db > -top_db)

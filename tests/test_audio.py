@@ -69,3 +69,29 @@ def test_m4a_decodes_like_its_wav(tmp_path):
 def test_mel_filterbank_equals_librosa(sample_rate, n_fft, mel_dim):
     expected = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=mel_dim)
     np.testing.assert_allclose(Audio.mel_basis(sample_rate, n_fft, mel_dim), expected, rtol=1e-5, atol=1e-8)
+
+
+def _with(samples: np.ndarray, index, value) -> np.ndarray:
+    samples = samples.copy()
+    samples[index] = value
+    return samples
+
+
+@pytest.mark.parametrize('name, samples', [
+    ('nan', _with(voice(0, 1), 9000, np.nan)),
+    ('inf', _with(voice(0, 1), slice(9000, 9100), np.inf)),
+    ('all_nan', np.full(16000, np.nan, np.float32)),
+])
+def test_non_finite_audio_is_rejected_as_such(tmp_path, name, samples):
+    """A float WAV with NaN or Inf is 'non-finite samples', not a pattern of NaN nor 'silent'."""
+    path = write(str(tmp_path / f'{name}.wav'), samples, 16000, 'FLOAT')
+    with pytest.raises(Audio.AudioRejected, match='^non-finite samples'):
+        Audio.mel_from_file(path, SOUND, 15)
+    with pytest.raises(Audio.AudioRejected, match='^non-finite samples'):   # arrays, as Inference.embed_waveform passes them
+        Audio.mel_from_signal(samples, SOUND, 15)
+
+
+def test_trim_takes_no_nan_for_a_floor():
+    signal = np.concatenate([np.zeros(800), voice(0, 1)[:8000], [np.nan], np.zeros(800)])
+    with pytest.raises(Audio.AudioRejected, match='^non-finite samples'):
+        Audio.trim_silence(signal, 15)

@@ -106,14 +106,18 @@ def test_bad_inputs_are_named_counted_and_skipped(tmp_path, hp_file, capsys):
     corpora.write(f'{folder}/p225_103.wav', corpora.voice(0, 1, seconds=0.3, rate=48000), 48000)
     with open(f'{folder}/p225_104.wav', 'wb') as stream:
         stream.write(b'RIFF....WAVEfmt garbage')
+    nan = corpora.voice(0, 2, rate=48000)
+    nan[20000] = np.nan
+    corpora.write(f'{folder}/p225_105.wav', nan, 48000, 'FLOAT')
     hp = run(hp_file, '-vctk', corpus)
     output = capsys.readouterr()
     text = output.out + output.err
-    for name, reason in (('p225_101', 'empty'), ('p225_102', 'silent'), ('p225_103', 'too short'), ('p225_104', 'unreadable')):
+    for name, reason in (('p225_101', 'empty'), ('p225_102', 'silent'), ('p225_103', 'too short'),
+                         ('p225_104', 'unreadable'), ('p225_105', 'non-finite samples')):
         lines = [line for line in text.splitlines() if f'{name}.wav:' in line]
         assert len(lines) == 1 and f'{name}.wav: {reason}' in lines[0]
-    assert '2 generated, 0 skipped (already done), 4 rejected' in text
-    for reason in ('empty', 'silent', 'too short', 'unreadable'):
+    assert '2 generated, 0 skipped (already done), 5 rejected' in text
+    for reason in ('empty', 'silent', 'too short', 'unreadable', 'non-finite samples'):
         assert f'rejected: {reason}: 1' in text
     assert len(assert_consistent(hp.Train.Train_Pattern.Path)['File_List']) == 2
 
