@@ -40,17 +40,37 @@ class Job:
     root: str          # the pattern root (train or eval)
 
 
-def audio_files(root: str):
-    """Every audio file below root, sorted (os.scandir recursion: cheap at a million files)."""
-    found = []
+def shown(path: str) -> str:
+    """A path as it can be printed: bytes that are not UTF-8 as \\x escapes."""
+    return os.fsencode(path).decode('utf-8', 'backslashreplace')
+
+
+def audio_files(root: str, log=print) -> list:
+    """Every audio file below root, sorted (os.scandir recursion: cheap at a million files).
+
+    Symbolic links are followed, but each folder is walked once: a link back to a folder
+    already walked (a loop) gets one line. An unlistable folder gets one line too.
+    """
+    found, walked = [], {}
     stack = [root]
     while stack:
-        with os.scandir(stack.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=True):
-                    stack.append(entry.path)
-                elif entry.name.lower().endswith(AUDIO_EXTENSIONS):
-                    found.append(entry.path)
+        folder = stack.pop()
+        try:
+            status = os.stat(folder)
+            identity = (status.st_dev, status.st_ino)
+            if identity in walked:
+                log(f'{shown(folder)}: not walked: a symbolic link to {shown(walked[identity])}, '
+                    f'which is walked already (a link loop?)')
+                continue
+            walked[identity] = folder
+            with os.scandir(folder) as entries:
+                entries = sorted(entries, key=lambda entry: entry.name)
+        except OSError as error:
+            log(f'{shown(folder)}: cannot be listed ({error.strerror}); its files are left out')
+            continue
+        stack.extend(entry.path for entry in reversed(entries) if entry.is_dir(follow_symlinks=True))
+        found.extend(entry.path for entry in entries
+                     if not entry.is_dir(follow_symlinks=True) and entry.name.lower().endswith(AUDIO_EXTENSIONS))
     return sorted(found)
 
 
@@ -117,6 +137,41 @@ def corpus_jobs(flag: str, corpus_root: str, hp, vctk_mic: str = 'mic1') -> list
         name = Patterns.pattern_name(dataset, speaker, stem, video[0] if video else None)
         jobs.append(Job(path, dataset, speaker.upper(), f'{dataset}/{name}', root))
     return jobs
+
+
+def drop_non_utf8_names(jobs: list, log=print) -> tuple:
+    """(jobs whose path is UTF-8, how many were not): pattern names and records are UTF-8 text."""
+    kept = []
+    for job in jobs:
+        try:
+            job.audio_path.encode('utf-8')
+        except UnicodeEncodeError:
+            log(f'{shown(job.audio_path)}: file name not UTF-8: rename it to make a pattern of it')
+            continue
+        kept.append(job)
+    return kept, len(jobs) - len(kept)
+
+
+def drop_same_name_sources(jobs: list, log=print) -> tuple:
+    """(jobs, how many were dropped), one job per pattern file.
+
+    Sources that map to one pattern (p225_001.wav beside p225_001.flac) keep the first in
+    AUDIO_EXTENSIONS order (.wav, .flac, .m4a, then others), then in path order; each other
+    one gets a line. The choice depends on the paths alone, never on worker timing.
+    """
+    def preference(job):
+        extension = os.path.splitext(job.audio_path)[1].lower()
+        rank = AUDIO_EXTENSIONS.index(extension) if extension in AUDIO_EXTENSIONS else len(AUDIO_EXTENSIONS)
+        return rank, job.audio_path
+
+    chosen = {}
+    for job in sorted(jobs, key=preference):
+        kept = chosen.setdefault((job.root, job.pattern_file), job)
+        if kept is not job:
+            log(f'{job.audio_path}: same pattern name as {kept.audio_path} ({job.pattern_file}): '
+                f'that one is used ({", ".join(AUDIO_EXTENSIONS)} first, then path order)')
+    winners = set(map(id, chosen.values()))
+    return [job for job in jobs if id(job) in winners], len(jobs) - len(chosen)
 
 
 def parse_shard(text: str) -> tuple:
@@ -255,12 +310,15 @@ def main(argv=None) -> int:
         corpus = corpus_jobs(flag, path, hp, args.vctk_mic)
         print(f'-{flag} {path}: {len(corpus)} audio files of {len({job.speaker for job in corpus})} speakers')
         jobs.extend(corpus)
+    jobs, non_utf8 = drop_non_utf8_names(jobs)
+    jobs, same_name = drop_same_name_sources(jobs)
     if args.shard:
         shard, shards = args.shard
         jobs = jobs[shard::shards]
         print(f'shard {shard}/{shards}: {len(jobs)} files')
     if jobs:
         counts = generate(jobs, hp, args.max_workers, clean_temporaries=not args.shard)
+        counts.update({'rejected: file name not UTF-8': non_utf8, 'rejected: same pattern name': same_name})
         elapsed = time.time() - started
         print(f'{counts["generated"]} generated, {counts["skipped (already done)"]} skipped (already done), '
               f'{sum(value for key, value in counts.items() if key.startswith("rejected"))} rejected '

@@ -1,5 +1,6 @@
 """Pattern_Generate.py on tiny corpora in each real layout."""
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import time
 import numpy as np
 import pytest
 
+import Audio
 import corpora
 import Pattern_Generate
 import Patterns
@@ -181,3 +183,47 @@ def test_no_corpus_is_an_error(hp_file, capsys):
     with pytest.raises(SystemExit):
         Pattern_Generate.main(['-hp', hp_file])
     assert 'name at least one corpus' in capsys.readouterr().err
+
+
+def test_same_name_sources_keep_one_by_rule(tmp_path, hp_file, capsys):
+    """p225_001.wav and p225_001.flac map to one pattern: the .wav is used, the .flac named and counted."""
+    corpus = corpora.vctk_080(str(tmp_path / 'vctk'), speakers=(225,), utterances=2)
+    flac = corpora.write(f'{corpus}/wav48/p225/p225_001.flac', corpora.voice(5, 5, rate=48000), 48000)
+    assert Pattern_Generate.main(['-hp', hp_file, '-mw', '2', '-vctk', corpus]) == 0
+    hp = load_hyper_parameters(hp_file)
+    text = capsys.readouterr().out
+    wav = f'{corpus}/wav48/p225/p225_001.wav'
+    assert f'{flac}: same pattern name as {wav} (VCTK/VCTK.P225.p225_001.PICKLE): that one is used' in text
+    assert '2 generated, 0 skipped (already done), 1 rejected' in text and 'rejected: same pattern name: 1' in text
+    pattern = Patterns.load_pickle(f'{hp.Train.Train_Pattern.Path}/VCTK/VCTK.P225.p225_001.PICKLE')
+    np.testing.assert_array_equal(pattern['Mel'], Audio.mel_from_file(wav, hp.Sound, 15))
+    assert len(assert_consistent(hp.Train.Train_Pattern.Path)['File_List']) == 2
+
+
+def test_same_name_choice_ignores_job_order():
+    jobs = [Pattern_Generate.Job(f'/c/{folder}/p225_001.{extension}', 'VCTK', 'P225', 'VCTK/VCTK.P225.p225_001.PICKLE', '/p')
+            for folder in ('b', 'a') for extension in ('m4a', 'flac', 'wav')]
+    for order in (jobs, jobs[::-1], jobs[2:] + jobs[:2]):
+        kept, dropped = Pattern_Generate.drop_same_name_sources(order, log=lambda line: None)
+        assert [job.audio_path for job in kept] == ['/c/a/p225_001.wav'] and dropped == 5
+
+
+def test_a_non_utf8_file_name_is_one_line(tmp_path, hp_file, capsys):
+    corpus = corpora.vctk_080(str(tmp_path / 'vctk'), speakers=(225,), utterances=2)
+    shutil.copy(os.fsencode(f'{corpus}/wav48/p225/p225_001.wav'), os.fsencode(f'{corpus}/wav48/p225/') + b'p225_\xe9t\xe9.wav')
+    hp = run(hp_file, '-vctk', corpus)
+    text = capsys.readouterr().out
+    assert f'{corpus}/wav48/p225/p225_\\xe9t\\xe9.wav: file name not UTF-8' in text
+    assert '2 generated, 0 skipped (already done), 1 rejected' in text and 'rejected: file name not UTF-8: 1' in text
+    assert len(assert_consistent(hp.Train.Train_Pattern.Path)['File_List']) == 2
+
+
+def test_a_symlink_loop_in_the_corpus_is_one_line(tmp_path, hp_file):
+    corpus = corpora.vctk_080(str(tmp_path / 'vctk'), speakers=(225, 226), utterances=2)
+    os.symlink('..', f'{corpus}/wav48/p225/back')          # wav48/p225/back -> wav48: a loop
+    result = subprocess.run([sys.executable, os.path.join(ROOT, 'Pattern_Generate.py'), '-hp', hp_file, '-mw', '1',
+                             '-vctk', corpus], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count('a link loop?') == 1
+    assert f'{corpus}/wav48/p225/back: not walked: a symbolic link to {corpus}/wav48, which is walked already' in result.stdout
+    assert '4 generated' in result.stdout and 'Traceback' not in result.stderr
