@@ -15,6 +15,8 @@ from collections import defaultdict
 import numpy as np
 from tqdm import tqdm
 
+from Atomic_Files import write_atomically
+
 PICKLE_PROTOCOL = 4
 PATTERN_SUFFIX = '.PICKLE'
 RECORDS_FOLDER = '.records'
@@ -55,14 +57,6 @@ def load_pickle(path: str):
         raise UnsafePickleError(f'{path}: {error}') from None
     except Exception as error:   # truncated or not a pickle at all
         raise pickle.UnpicklingError(f'{path}: not a readable pickle ({type(error).__name__}: {error})') from None
-
-
-def write_atomically(path: str, payload: bytes) -> None:
-    """Write under a temporary name, then rename: a killed run never leaves a truncated file."""
-    temporary = f'{path}.tmp-{os.getpid()}'
-    with open(temporary, 'wb') as stream:
-        stream.write(payload)
-    os.replace(temporary, path)
 
 
 def pattern_name(dataset: str, speaker: str, stem: str, video: str = None) -> str:
