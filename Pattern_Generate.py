@@ -202,11 +202,11 @@ def make_pattern(job: Job) -> tuple:
         return job, 'rejected', str(error)
     except Exception as error:   # a decoder crash on one odd file must not stop a million-file run
         return job, 'rejected', f'unreadable: {type(error).__name__}: {error}'
-    Patterns.write_atomically(os.path.join(job.root, job.pattern_file),
-                              Patterns.pattern_bytes(mel, job.speaker, job.dataset))
+    written = Patterns.write_atomically(os.path.join(job.root, job.pattern_file),
+                                        Patterns.pattern_bytes(mel, job.speaker, job.dataset))
     if job.root not in _worker['records']:
         _worker['records'][job.root] = Patterns.RecordWriter(job.root)
-    _worker['records'][job.root].add(job.pattern_file, job.dataset, job.speaker, mel.shape[0])
+    _worker['records'][job.root].add(job.pattern_file, job.dataset, job.speaker, mel.shape[0], written)
     return job, 'done', mel.shape[0]
 
 

@@ -61,8 +61,8 @@ def write_pattern_corpus(root: str, speakers: int, utterances: int, frames=(100,
             drift = np.cumsum(rng.normal(0, 0.05, (length, 1)), axis=0)
             mel = np.clip(template + drift + noise * rng.standard_normal((length, mel_dim)), -4, 4).astype(np.float32)
             file = f'SYN/{Patterns.pattern_name("SYN", name, f"{utterance:04d}")}'
-            Patterns.write_atomically(os.path.join(root, file), Patterns.pattern_bytes(mel, name, 'SYN'))
-            records.add(file, 'SYN', name.upper(), length)
+            written = Patterns.write_atomically(os.path.join(root, file), Patterns.pattern_bytes(mel, name, 'SYN'))
+            records.add(file, 'SYN', name.upper(), length, written)
     records.close()
     if sound_hp is None:
         sound_hp = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml')).Sound

@@ -1,5 +1,6 @@
 """Pattern_Generate.py on tiny corpora in each real layout."""
 import os
+import pickle
 import shutil
 import signal
 import subprocess
@@ -227,3 +228,49 @@ def test_a_symlink_loop_in_the_corpus_is_one_line(tmp_path, hp_file):
     assert result.stdout.count('a link loop?') == 1
     assert f'{corpus}/wav48/p225/back: not walked: a symbolic link to {corpus}/wav48, which is walked already' in result.stdout
     assert '4 generated' in result.stdout and 'Traceback' not in result.stderr
+
+
+def test_regenerated_patterns_never_take_a_stale_record(tmp_path, hp_file):
+    """Patterns regenerated with other settings: the metadata gives their new lengths, even when
+    the old run's record file sorts after the new one by name (the old merge order)."""
+    corpus = corpora.vctk_080(str(tmp_path / 'vctk'), speakers=(225,), utterances=3)
+    hp = run(hp_file, '-vctk', corpus)
+    root = hp.Train.Train_Pattern.Path
+    first = metadata_of(root)['Mel_Length_Dict']
+    [old_records] = os.listdir(f'{root}/.records')
+    os.rename(f'{root}/.records/{old_records}', f'{root}/.records/zzzz-99999.tsv')
+    shutil.rmtree(f'{root}/VCTK')
+    hp.Sound.Frame_Shift = 128   # twice the frames
+    save_hyper_parameters(hp, hp_file)
+    run(hp_file, '-vctk', corpus)
+    second = assert_consistent(root)['Mel_Length_Dict']
+    assert second.keys() == first.keys() and all(second[file] > first[file] for file in first)
+
+
+def test_a_pattern_rewritten_without_a_record_is_read_again(tmp_path, hp_file, capsys):
+    hp = run(hp_file, '-cmua', corpora.cmu_arctic(str(tmp_path / 'cmu'), speakers=('bdl',), utterances=2))
+    root = hp.Train.Train_Pattern.Path
+    file = metadata_of(root)['File_List'][0]
+    time.sleep(0.01)   # another tool rewrites it later: other frames, no record
+    Patterns.write_atomically(f'{root}/{file}', Patterns.pattern_bytes(np.zeros((7, 80), np.float32), 'BDL', 'CMUA'))
+    run(hp_file, '--metadata')
+    assert assert_consistent(root)['Mel_Length_Dict'][file] == 7
+
+
+def test_malformed_patterns_are_named_and_left_out(tmp_path, hp_file, capsys):
+    """A pattern whose Mel is not [frames, Mel_Dim] never reaches the metadata, at --metadata or after a run."""
+    hp = run(hp_file, '-cmua', corpora.cmu_arctic(str(tmp_path / 'cmu'), speakers=('bdl',), utterances=2))
+    root = hp.Train.Train_Pattern.Path
+    bad = {'one_d': np.zeros(120, np.float32), 'forty': np.zeros((120, 40), np.float32), 'empty': np.zeros((0, 80), np.float32)}
+    for stem, mel in bad.items():
+        with open(f'{root}/CMUA/{Patterns.pattern_name("CMUA", "bdl", stem)}', 'wb') as stream:   # as a seed-era tool writes
+            pickle.dump({'Mel': mel, 'Speaker': 'BDL', 'Dataset': 'CMUA'}, stream, protocol=4)
+    capsys.readouterr()
+    run(hp_file, '--metadata')
+    text = capsys.readouterr().out
+    for stem, shape in (('one_d', '[120]'), ('forty', '[120, 40]'), ('empty', '[0, 80]')):
+        assert f'{root}/CMUA/CMUA.BDL.{stem}.PICKLE: left out of the metadata: Mel is {shape}; expected [frames >= 1, 80]' in text
+    assert '2 patterns of 1 speakers (3 unreadable or malformed patterns left out)' in text
+    assert len(metadata_of(root)['File_List']) == 2
+    run(hp_file, '-cmua', str(tmp_path / 'cmu'))   # the build after a run checks them too
+    assert '(3 unreadable or malformed patterns left out)' in capsys.readouterr().out
