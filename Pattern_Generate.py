@@ -211,7 +211,8 @@ def make_pattern(job: Job) -> tuple:
 
 
 def remove_temporaries(root: str, log=print) -> None:
-    """Delete half-written patterns (<name>.PICKLE.tmp-<pid>) that a killed run left behind."""
+    """Delete half-written patterns (<name>.PICKLE.tmp-<pid>) that a killed run left behind.
+    Call it only while holding the root's RootLock exclusively: then no live run owns them."""
     stale = glob.glob(os.path.join(root, '*', '*' + Patterns.PATTERN_SUFFIX + '.tmp-*'))
     for path in stale:
         os.remove(path)
@@ -219,21 +220,45 @@ def remove_temporaries(root: str, log=print) -> None:
         log(f'{root}: removed {len(stale)} half-written patterns left by an interrupted run')
 
 
+def lock_roots(roots: list, clean_temporaries: bool, log=print) -> list:
+    """A shared RootLock on each root, for a run that writes there. With clean_temporaries,
+    what killed runs half-wrote is removed first, where no other run holds the lock."""
+    locks = []
+    for root in roots:
+        lock = Patterns.RootLock(root)
+        if clean_temporaries and lock.exclusive():
+            remove_temporaries(root, log)
+        elif clean_temporaries:
+            log(f'{root}: another Pattern_Generate run is writing here (it holds {lock.path}): '
+                f'its unfinished files are left alone')
+        lock.share(log)
+        locks.append(lock)
+    return locks
+
+
 def generate(jobs: list, hp, workers: int, clean_temporaries: bool = True, log=print) -> Counter:
     """Write the patterns of jobs not yet done; returns counts: generated, skipped, rejected:<reason>.
 
-    clean_temporaries: delete what an interrupted run half-wrote (not while other shards run).
+    clean_temporaries: delete what an interrupted run half-wrote, where no other run is writing
+    (shards on other machines may not see this machine's lock: they pass False).
     """
-    counts = Counter()
     roots = sorted({job.root for job in jobs})
+    locks = lock_roots(roots, clean_temporaries, log)
+    try:
+        return _generate(jobs, roots, hp, workers, log)
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def _generate(jobs: list, roots: list, hp, workers: int, log) -> Counter:
+    """generate()'s work, under the roots' locks."""
+    counts = Counter()
     done = set()
     for root in roots:
         for dataset in {job.dataset for job in jobs if job.root == root}:
             os.makedirs(os.path.join(root, dataset), exist_ok=True)
         done.update((root, file) for file in Patterns.list_patterns(root))
-    if clean_temporaries:
-        for root in roots:
-            remove_temporaries(root, log)
     todo = [job for job in jobs if (job.root, job.pattern_file) not in done]
     counts['skipped (already done)'] = len(jobs) - len(todo)
 
@@ -274,6 +299,22 @@ def generate(jobs: list, hp, workers: int, clean_temporaries: bool = True, log=p
         for writer in _worker.pop('records', {}).values():
             writer.close()
     return counts
+
+
+def rebuild_metadata(root: str, metadata_file: str, sound_hp) -> bool:
+    """--metadata: remove what killed runs half-wrote, then build the metadata, holding the
+    root's lock alone. False (and one line) when a run is writing there."""
+    lock = Patterns.RootLock(root)
+    try:
+        if not lock.exclusive():
+            print(f'{root}: a Pattern_Generate run is writing here (it holds {lock.path}); '
+                  f'run --metadata again when it has finished', file=sys.stderr)
+            return False
+        remove_temporaries(root)
+        Patterns.build_metadata(root, sound_hp, metadata_file)
+        return True
+    finally:
+        lock.release()
 
 
 def main(argv=None) -> int:
@@ -334,9 +375,10 @@ def main(argv=None) -> int:
     for root, metadata_file in ((hp.Train.Train_Pattern.Path, hp.Train.Train_Pattern.Metadata_File),
                                 (hp.Train.Eval_Pattern.Path, hp.Train.Eval_Pattern.Metadata_File)):
         if root in roots and os.path.isdir(root):
-            if args.metadata:
-                remove_temporaries(root)
-            Patterns.build_metadata(root, hp.Sound, metadata_file)
+            if not args.metadata:
+                Patterns.build_metadata(root, hp.Sound, metadata_file)
+            elif not rebuild_metadata(root, metadata_file, hp.Sound):
+                return 1
             built += 1
     if not built:
         print(f'no pattern folder at {" or ".join(roots)}: nothing to build metadata from '

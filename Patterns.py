@@ -5,6 +5,7 @@ A pattern is a pickle (protocol 4) of {'Mel': float32 [frames, Mel_Dim], 'Speake
 them with `load_pickle`, which admits only dicts, lists, tuples, strings, numbers and numpy
 arrays, so a crafted file cannot run code.
 """
+import fcntl
 import glob
 import io
 import os
@@ -20,6 +21,7 @@ from Atomic_Files import write_atomically
 PICKLE_PROTOCOL = 4
 PATTERN_SUFFIX = '.PICKLE'
 RECORDS_FOLDER = '.records'
+LOCK_FILE = '.lock'
 SOUND_KEYS = ('Spectrogram_Dim', 'Mel_Dim', 'Frame_Shift', 'Frame_Length', 'Sample_Rate', 'Max_Abs_Mel')
 
 _ALLOWED_GLOBALS = {
@@ -86,6 +88,39 @@ class RecordWriter:
         self._stream.write(f'{relative_file}\t{dataset}\t{speaker}\t{frames}\t{written.st_size}\t{written.st_mtime_ns}\n')
 
     def close(self) -> None:
+        self._stream.close()
+
+
+class RootLock:
+    """<root>/.lock (fcntl.flock), held by every run that writes patterns under root.
+
+    Runs that write patterns share it, so shards and concurrent runs proceed; removing
+    temporaries or rebuilding the metadata alone takes it exclusively, which proves that no
+    other run is half-way through a file. The OS releases it when the process ends, however.
+    """
+
+    def __init__(self, root: str):
+        os.makedirs(root, exist_ok=True)
+        self.path = os.path.join(root, LOCK_FILE)
+        self._stream = open(self.path, 'a')
+
+    def exclusive(self) -> bool:
+        """Take the lock alone if no other run holds it; False if one does."""
+        try:
+            fcntl.flock(self._stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def share(self, log=print) -> None:
+        """Hold the lock with other writers (waits while one holds it alone)."""
+        try:
+            fcntl.flock(self._stream, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f'{self.path}: another Pattern_Generate run holds this alone (--metadata); waiting for it')
+            fcntl.flock(self._stream, fcntl.LOCK_SH)
+
+    def release(self) -> None:
         self._stream.close()
 
 

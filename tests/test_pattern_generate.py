@@ -274,3 +274,35 @@ def test_malformed_patterns_are_named_and_left_out(tmp_path, hp_file, capsys):
     assert len(metadata_of(root)['File_List']) == 2
     run(hp_file, '-cmua', str(tmp_path / 'cmu'))   # the build after a run checks them too
     assert '(3 unreadable or malformed patterns left out)' in capsys.readouterr().out
+
+
+def test_two_runs_at_once_leave_each_other_alone(tmp_path, hp_file):
+    """While run A writes (held stopped mid-way), run B on the same output and --metadata neither
+    delete A's half-written files nor stop it; --metadata says why it waits. A then finishes."""
+    root = load_hyper_parameters(hp_file).Train.Train_Pattern.Path
+    script = [sys.executable, os.path.join(ROOT, 'Pattern_Generate.py'), '-hp', hp_file]
+    first = subprocess.Popen(script + ['-mw', '2', '-vctk', corpora.vctk_080(str(tmp_path / 'vctk'), speakers=(225, 226, 227), utterances=10)],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(Patterns.list_patterns(root) if os.path.isdir(f'{root}/VCTK') else []) < 2:
+        time.sleep(0.02)
+    os.killpg(first.pid, signal.SIGSTOP)
+    half_written = f'{root}/VCTK/VCTK.P225.p225_999.PICKLE.tmp-{first.pid}'   # as if A were writing it now
+    open(half_written, 'wb').close()
+    try:
+        second = subprocess.run(script + ['-mw', '1', '-cmua', corpora.cmu_arctic(str(tmp_path / 'cmu'))],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+        metadata = subprocess.run(script + ['--metadata'], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+    assert second.returncode == 0, second.stderr
+    assert f'{root}: another Pattern_Generate run is writing here (it holds {root}/.lock)' in second.stdout
+    assert metadata.returncode == 1 and metadata.stderr == (
+        f'{root}: a Pattern_Generate run is writing here (it holds {root}/.lock); run --metadata again when it has finished\n')
+    assert os.path.exists(half_written)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert '30 generated' in out and len(assert_consistent(root)['File_List']) == 36
+    result = subprocess.run(script + ['--metadata'], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and 'removed 1 half-written patterns' in result.stdout   # A is gone: now it is stale
+    assert not os.path.exists(half_written)
