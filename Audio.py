@@ -62,43 +62,57 @@ def _decode_with_ffmpeg(path: str) -> tuple[np.ndarray, int]:
         return stream.read(dtype='float32', always_2d=True), stream.samplerate
 
 
-def _file_blocks(stream: soundfile.SoundFile):
-    """float32 [samples, channels] blocks of an open file, closed at the end."""
+def _file_blocks(stream: soundfile.SoundFile, first: int, stop: int):
+    """float32 [samples, channels] blocks of samples [first, stop) of an open file, closed at the end."""
     with stream:
-        while True:
-            try:
-                block = stream.read(BLOCK_SAMPLES, dtype='float32', always_2d=True)
-            except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
-                raise AudioRejected(f'unreadable: {error}') from None
-            if not len(block):
-                return
-            yield block
+        try:
+            stream.seek(first)
+            for index in range(first, stop, BLOCK_SAMPLES):
+                block = stream.read(min(BLOCK_SAMPLES, stop - index), dtype='float32', always_2d=True)
+                if not len(block):
+                    return
+                yield block
+        except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
+            raise AudioRejected(f'unreadable: {error}') from None
 
 
-def _mono_blocks(blocks):
-    """Channel means of non-empty, finite blocks (librosa's to_mono); AudioRejected otherwise."""
-    empty = True
+def _segment(rate: int, start: float, end: float, length: int) -> tuple:
+    """Sample indices [first, stop) of the segment start-end (seconds; the whole recording when
+    start is None) of a recording of length samples."""
+    if start is None:
+        return 0, length
+    return min(int(round(start * rate)), length), min(int(round(end * rate)), length)
+
+
+def _mono_blocks(blocks, empty: str):
+    """Channel means of finite blocks (librosa's to_mono); AudioRejected otherwise, or with the
+    reason `empty` when there are none."""
+    found = False
     for block in blocks:
         require_finite(block)
-        empty = False
+        found = True
         yield block.mean(axis=1, dtype=np.float32)
-    if empty:
-        raise AudioRejected('empty: no samples')
+    if not found:
+        raise AudioRejected(empty)
 
 
-def audio_blocks(path: str) -> tuple:
-    """(native rate, iterator of mono float32 blocks) of any channel count, bit depth or rate.
-    Raises AudioRejected (unreadable, empty, non-finite), at once or while iterating."""
+def audio_blocks(path: str, start: float = None, end: float = None) -> tuple:
+    """(native rate, iterator of mono float32 blocks) of any channel count, bit depth or rate;
+    with start and end (seconds), of that segment only. Raises AudioRejected (unreadable, empty,
+    non-finite), at once or while iterating."""
     if path.lower().endswith(FFMPEG_EXTENSIONS):
         samples, rate = _decode_with_ffmpeg(path)
-        blocks = (samples[first:first + BLOCK_SAMPLES] for first in range(0, len(samples), BLOCK_SAMPLES))
+        first, stop = _segment(rate, start, end, len(samples))
+        blocks = (samples[index:min(index + BLOCK_SAMPLES, stop)] for index in range(first, stop, BLOCK_SAMPLES))
     else:
         try:
             stream = soundfile.SoundFile(path)
         except (soundfile.LibsndfileError, RuntimeError, OSError) as error:
             raise AudioRejected(f'unreadable: {error}') from None
-        rate, blocks = stream.samplerate, _file_blocks(stream)
-    return rate, _mono_blocks(blocks)
+        rate = stream.samplerate
+        blocks = _file_blocks(stream, *_segment(rate, start, end, stream.frames))
+    empty = 'empty: no samples' if start is None else f"empty: the segment {start:g}-{end:g} s lies beyond the recording's end"
+    return rate, _mono_blocks(blocks, empty)
 
 
 def read_audio(path: str) -> tuple[np.ndarray, int]:
@@ -107,10 +121,11 @@ def read_audio(path: str) -> tuple[np.ndarray, int]:
     return np.concatenate(list(blocks)), rate
 
 
-def load_audio(path: str, sample_rate: int) -> np.ndarray:
+def load_audio(path: str, sample_rate: int, start: float = None, end: float = None) -> np.ndarray:
     """Mono float32 samples at sample_rate, resampled as librosa.load does (soxr HQ), a block at a
-    time: soxr's stream gives the same samples as its one-shot resampling."""
-    rate, blocks = audio_blocks(path)
+    time (soxr's stream gives the same samples as its one-shot resampling); with start and end
+    (seconds), only that segment of the recording (a Kaldi segment)."""
+    rate, blocks = audio_blocks(path, start, end)
     if rate == sample_rate:
         return np.concatenate(list(blocks))
     stream = soxr.ResampleStream(rate, sample_rate, 1, dtype='float32', quality='HQ')
@@ -136,7 +151,8 @@ def preemphasis(signal: np.ndarray, coefficient: float = PREEMPHASIS) -> np.ndar
 def _emphasised(signal: np.ndarray, start: int, stop: int, coefficient: float = PREEMPHASIS) -> np.ndarray:
     """preemphasis(signal, coefficient)[start:stop], bit for bit, from signal[start - 1:stop] only."""
     before = max(start - 1, 0)
-    return preemphasis(signal[before:stop], coefficient)[start - before:]
+    with np.errstate(invalid='ignore'):   # inf - inf is NaN, which trim_bounds rejects by name
+        return preemphasis(signal[before:stop], coefficient)[start - before:]
 
 
 def _emphasised_twice(signal: np.ndarray, start: int, stop: int) -> np.ndarray:

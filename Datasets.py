@@ -9,6 +9,10 @@ Everything is configured by arguments (Train.py reads the hyper-parameter file o
 the pattern cache, a dataset holds only its speakers' file names, in two numpy arrays: forked
 DataLoader workers share them without copying (a list of a million Python strings would be
 copied page by page into every worker as reference counts change).
+
+With a current packed store (Pattern_Store.py) an utterance is a view of a memory-mapped array
+instead of an unpickled file: the collaters' crops then read only the frames they keep. The
+random draws are the same either way, so a seeded run makes the same batches from both.
 """
 import os
 import signal
@@ -16,8 +20,9 @@ import signal
 import numpy as np
 import torch
 
+import Pattern_Store
 import Slicing
-from Patterns import load_metadata, load_pickle
+from Patterns import load_metadata, load_pickle, pattern_key
 
 
 class DatasetConfigurationError(ValueError):
@@ -42,8 +47,7 @@ class WorkerRandom:
 
 
 def pattern_path(root: str, file: str, dataset: str) -> str:
-    """Metadata of this project lists '<Dataset>/<name>.PICKLE'; the seed's lists bare names."""
-    return os.path.join(root, file) if '/' in file else os.path.join(root, dataset, file)
+    return os.path.join(root, pattern_key(file, dataset))
 
 
 class SpeakerDataset(torch.utils.data.Dataset):
@@ -51,10 +55,12 @@ class SpeakerDataset(torch.utils.data.Dataset):
 
     Speakers with fewer than `utterances` patterns are left out (counted in `left_out`).
     With `fixed_seed`, item i always draws the same patterns (for comparable evaluations);
-    otherwise each draw is random (WorkerRandom).
+    otherwise each draw is random (WorkerRandom). With `store` (a current Pattern_Store.PackedStore
+    of root), mels are read-only views of its maps.
     """
 
-    def __init__(self, root: str, metadata: dict, utterances: int, use_cache: bool = False, fixed_seed: int = None):
+    def __init__(self, root: str, metadata: dict, utterances: int, use_cache: bool = False, fixed_seed: int = None,
+                 store: Pattern_Store.PackedStore = None):
         self.root = root
         self.utterances = utterances
         self.use_cache = use_cache
@@ -66,6 +72,9 @@ class SpeakerDataset(torch.utils.data.Dataset):
         counts = np.array([len(by_speaker[key]) for key in keys], dtype=np.int64)
         self.starts = np.concatenate([[0], np.cumsum(counts)])          # speaker i: files[starts[i]:starts[i + 1]]
         self.files = np.array([file.encode() for key in keys for file in by_speaker[key]], dtype=np.bytes_)
+        self.store = store
+        if store is not None:                                           # file i: store row rows[i]
+            self.rows = store.locate([pattern_key(file, key[0]) for key in keys for file in by_speaker[key]])
         self.random = WorkerRandom(stream=0)
         self.cache = {}
 
@@ -83,6 +92,8 @@ class SpeakerDataset(torch.utils.data.Dataset):
         return index, [self._load(int(file_index), self.speakers[index][0]) for file_index in chosen]
 
     def _load(self, file_index: int, dataset: str) -> np.ndarray:
+        if self.store is not None:
+            return self.store.mel(self.rows[file_index])
         if file_index in self.cache:
             return self.cache[file_index]
         mel = load_pickle(pattern_path(self.root, self.files[file_index].decode(), dataset))['Mel']
@@ -91,11 +102,18 @@ class SpeakerDataset(torch.utils.data.Dataset):
         return mel
 
 
-def load_speaker_dataset(pattern_hp, sound_hp, utterances: int, use_cache: bool, fixed_seed: int = None):
-    """A SpeakerDataset of a pattern root (Train.Train_Pattern or Train.Eval_Pattern).
-    Raises Patterns.MetadataError with a how-to when the metadata is missing or mismatched."""
+def load_speaker_dataset(pattern_hp, sound_hp, utterances: int, use_cache: bool, fixed_seed: int = None,
+                         use_store: bool = False, log=print):
+    """A SpeakerDataset of a pattern root (Train.Train_Pattern or Train.Eval_Pattern), reading its
+    packed store when use_store and the store is current (an out-of-date one is reported and left
+    alone). Raises Patterns.MetadataError with a how-to when the metadata is missing or mismatched."""
     metadata = load_metadata(pattern_hp.Path, pattern_hp.Metadata_File, sound_hp)
-    return SpeakerDataset(pattern_hp.Path, metadata, utterances, use_cache, fixed_seed)
+    store = None
+    if use_store:
+        store, reason = Pattern_Store.open_store(pattern_hp.Path, pattern_hp.Metadata_File)
+        if reason:
+            log(f'{reason}. Reading the pattern pickles meanwhile.')
+    return SpeakerDataset(pattern_hp.Path, metadata, utterances, use_cache, fixed_seed, store)
 
 
 def check_enough_speakers(dataset: SpeakerDataset, speakers_per_batch: int, processes: int = 1,
@@ -114,11 +132,19 @@ def check_enough_speakers(dataset: SpeakerDataset, speakers_per_batch: int, proc
 
 def _frame_major(crops: list, length: int, mel_dim: int) -> torch.Tensor:
     """[batch] crops [length, mel_dim] -> mels [batch, mel_dim, length], a view of frame-major
-    memory [length, batch, mel_dim]: the layout the encoder's LSTMs read, so no copy later."""
-    buffer = np.empty((length, len(crops), mel_dim), dtype=np.float32)
+    memory [length, batch, mel_dim]: the layout the encoder's LSTMs read, so no copy later.
+    In a DataLoader worker the memory is shared from the start (as torch's default_collate
+    does), so the batch reaches the trainer without a copy."""
+    shape = (length, len(crops), mel_dim)
+    if torch.utils.data.get_worker_info() is None:
+        buffer = torch.empty(shape)
+    else:
+        storage = torch.empty(0)._typed_storage()._new_shared(length * len(crops) * mel_dim)
+        buffer = torch.empty(0).new(storage).view(shape)
+    frames = buffer.numpy()
     for index, crop in enumerate(crops):
-        buffer[:, index] = crop
-    return torch.from_numpy(buffer).permute(1, 2, 0)
+        frames[:, index] = crop
+    return buffer.permute(1, 2, 0)
 
 
 class TrainCollater:

@@ -16,13 +16,14 @@ from Atomic_Files import write_atomically
 # Keys the port added. A seed user's file lacks them and still loads.
 PORT_DEFAULTS = {
     'Sound': {
-        'Trim_Top_dB': {'VCTK': 15, 'VC1': 23, 'VC2': 23, 'Libri': 23, 'CMUA': 60},
+        'Trim_Top_dB': {'VCTK': 15, 'VC1': 23, 'VC2': 23, 'Libri': 23, 'CMUA': 60, 'Default': 23},
         'Inference_Top_dB': 20,
         'Min_Frames': 64,
     },
     'Train': {
         'Loss': {'Type': 'softmax', 'Centroid': 'exclusive'},
         'Mixed_Precision': False,
+        'Use_Packed_Store': True,
     },
 }
 
@@ -69,7 +70,7 @@ SCHEMA = {
     },
     'Encoder': {'Embedding_Size': POSITIVE, 'LSTM': {'Sizes': POSITIVE, 'Stacks': POSITIVE}},
     'Train': {
-        'Use_Pattern_Cache': FLAG, 'Train_Pattern': PATTERN_ROOT, 'Eval_Pattern': PATTERN_ROOT,
+        'Use_Pattern_Cache': FLAG, 'Use_Packed_Store': FLAG, 'Train_Pattern': PATTERN_ROOT, 'Eval_Pattern': PATTERN_ROOT,
         'Num_Workers': whole_number(0), 'Batch': {'Train': BATCH, 'Eval': BATCH},
         'Frame_Length': {'Min': POSITIVE, 'Max': POSITIVE},
         'Inference': {'Samples': POSITIVE, 'Frame_Length': POSITIVE, 'Overlap_Length': whole_number(0)},

@@ -3,6 +3,7 @@
     python Pattern_Generate.py -vctk /data/VCTK-Corpus -libri /data/LibriTTS -vc1t /data/vox1_test
     python Pattern_Generate.py -vc2 /data/vox2 --shard 3/8     # one of 8 machines
     python Pattern_Generate.py --metadata                      # merge what the shards wrote
+    python Pattern_Generate.py --pack                          # metadata + packed stores (Pattern_Store.py)
 
 Training corpora go to Train.Train_Pattern.Path/<Dataset>/, the VoxCeleb1 test set (-vc1t) to
 Train.Eval_Pattern.Path/<Dataset>/. A rerun skips finished patterns.
@@ -16,128 +17,16 @@ import shutil
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
 
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 import Audio
+import Corpora
+import Pattern_Store
 import Patterns
+from Corpora import CORPORA, USER_CORPORA, CorpusError, Job
 from Hyper_Parameters import HyperParameterError, load_hyper_parameters
-
-AUDIO_EXTENSIONS = ('.wav', '.flac', '.m4a')
-VCTK_MIC = re.compile(r'^(?P<stem>.+)_(?P<mic>mic\d)$')
-CMU_ARCTIC_FOLDER = re.compile(r'^cmu_us_(?P<speaker>[^_]+)_arctic$', re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class Job:
-    """One audio file and where its pattern goes."""
-    audio_path: str
-    dataset: str       # VCTK, VC1, VC2, Libri, CMUA
-    speaker: str
-    pattern_file: str  # relative to root: <Dataset>/<name>.PICKLE
-    root: str          # the pattern root (train or eval)
-
-
-def shown(path: str) -> str:
-    """A path as it can be printed: bytes that are not UTF-8 as \\x escapes."""
-    return os.fsencode(path).decode('utf-8', 'backslashreplace')
-
-
-def audio_files(root: str, log=print) -> list:
-    """Every audio file below root, sorted (os.scandir recursion: cheap at a million files).
-
-    Symbolic links are followed, but each folder is walked once: a link back to a folder
-    already walked (a loop) gets one line. An unlistable folder gets one line too.
-    """
-    found, walked = [], {}
-    stack = [root]
-    while stack:
-        folder = stack.pop()
-        try:
-            status = os.stat(folder)
-            identity = (status.st_dev, status.st_ino)
-            if identity in walked:
-                log(f'{shown(folder)}: not walked: a symbolic link to {shown(walked[identity])}, '
-                    f'which is walked already (a link loop?)')
-                continue
-            walked[identity] = folder
-            with os.scandir(folder) as entries:
-                entries = sorted(entries, key=lambda entry: entry.name)
-        except OSError as error:
-            log(f'{shown(folder)}: cannot be listed ({error.strerror}); its files are left out')
-            continue
-        stack.extend(entry.path for entry in reversed(entries) if entry.is_dir(follow_symlinks=True))
-        found.extend(entry.path for entry in entries
-                     if not entry.is_dir(follow_symlinks=True) and entry.name.lower().endswith(AUDIO_EXTENSIONS))
-    return sorted(found)
-
-
-def _stem(path: str) -> str:
-    return os.path.splitext(os.path.basename(path))[0]
-
-
-def _parts(path: str) -> list:
-    return os.path.normpath(path).split(os.sep)
-
-
-def vctk_speaker(path: str, mic: str = 'mic1'):
-    """(speaker, stem) of wav48/p225/p225_001.wav or wav48_silence_trimmed/p225/p225_001_mic1.flac;
-    None for the other microphone of VCTK 0.92."""
-    stem = _stem(path)
-    match = VCTK_MIC.match(stem)
-    if match:
-        if match['mic'] != mic:
-            return None
-        stem = match['stem']
-    return _parts(path)[-2], stem
-
-
-def libri_speaker(path: str):
-    """<subset>/<speaker>/<chapter>/<file> -> (speaker, stem)."""
-    return _parts(path)[-3], _stem(path)
-
-
-def cmu_arctic_speaker(path: str):
-    """cmu_us_<spk>_arctic/wav/arctic_a0001.wav -> (spk, stem); None outside such a folder."""
-    for part in reversed(_parts(path)[:-1]):
-        match = CMU_ARCTIC_FOLDER.match(part)
-        if match:
-            return match['speaker'], _stem(path)
-    return None
-
-
-def voxceleb_speaker(path: str):
-    """.../id10001/<video>/00001.wav -> (id10001, stem, video)."""
-    parts = _parts(path)
-    return parts[-3], _stem(path), parts[-2]
-
-
-CORPORA = {   # flag: (dataset tag, speaker rule, eval set?)
-    'vctk': ('VCTK', vctk_speaker, False),
-    'vc1': ('VC1', voxceleb_speaker, False),
-    'vc2': ('VC2', voxceleb_speaker, False),
-    'libri': ('Libri', libri_speaker, False),
-    'cmua': ('CMUA', cmu_arctic_speaker, False),
-    'vc1t': ('VC1', voxceleb_speaker, True),
-}
-
-
-def corpus_jobs(flag: str, corpus_root: str, hp, vctk_mic: str = 'mic1') -> list:
-    """The jobs of one corpus flag, in a stable order."""
-    dataset, speaker_rule, is_eval = CORPORA[flag]
-    root = hp.Train.Eval_Pattern.Path if is_eval else hp.Train.Train_Pattern.Path
-    jobs = []
-    for path in audio_files(corpus_root):
-        identity = speaker_rule(path, vctk_mic) if flag == 'vctk' else speaker_rule(path)
-        if identity is None:
-            continue
-        speaker, stem, *video = identity
-        name = Patterns.pattern_name(dataset, speaker, stem, video[0] if video else None)
-        jobs.append(Job(path, dataset, speaker.upper(), f'{dataset}/{name}', root))
-    return jobs
-
 
 def drop_non_utf8_names(jobs: list, log=print) -> tuple:
     """(jobs whose path is UTF-8, how many were not): pattern names and records are UTF-8 text."""
@@ -146,7 +35,7 @@ def drop_non_utf8_names(jobs: list, log=print) -> tuple:
         try:
             job.audio_path.encode('utf-8')
         except UnicodeEncodeError:
-            log(f'{shown(job.audio_path)}: file name not UTF-8: rename it to make a pattern of it')
+            log(f'{Corpora.shown(job.audio_path)}: file name not UTF-8: rename it to make a pattern of it')
             continue
         kept.append(job)
     return kept, len(jobs) - len(kept)
@@ -156,12 +45,12 @@ def drop_same_name_sources(jobs: list, log=print) -> tuple:
     """(jobs, how many were dropped), one job per pattern file.
 
     Sources that map to one pattern (p225_001.wav beside p225_001.flac) keep the first in
-    AUDIO_EXTENSIONS order (.wav, .flac, .m4a, then others), then in path order; each other
-    one gets a line. The choice depends on the paths alone, never on worker timing.
+    Corpora.AUDIO_EXTENSIONS order (.wav, .flac, .m4a, ..., then others), then in path order;
+    each other one gets a line. The choice depends on the paths alone, never on worker timing.
     """
     def preference(job):
         extension = os.path.splitext(job.audio_path)[1].lower()
-        rank = AUDIO_EXTENSIONS.index(extension) if extension in AUDIO_EXTENSIONS else len(AUDIO_EXTENSIONS)
+        rank = Corpora.AUDIO_EXTENSIONS.index(extension) if extension in Corpora.AUDIO_EXTENSIONS else len(Corpora.AUDIO_EXTENSIONS)
         return rank, job.audio_path
 
     chosen = {}
@@ -169,7 +58,7 @@ def drop_same_name_sources(jobs: list, log=print) -> tuple:
         kept = chosen.setdefault((job.root, job.pattern_file), job)
         if kept is not job:
             log(f'{job.audio_path}: same pattern name as {kept.audio_path} ({job.pattern_file}): '
-                f'that one is used ({", ".join(AUDIO_EXTENSIONS)} first, then path order)')
+                f'that one is used ({", ".join(Corpora.AUDIO_EXTENSIONS)} first, then path order)')
     winners = set(map(id, chosen.values()))
     return [job for job in jobs if id(job) in winners], len(jobs) - len(chosen)
 
@@ -180,6 +69,12 @@ def parse_shard(text: str) -> tuple:
     if not match or not 0 <= int(match[1]) < int(match[2]):
         raise argparse.ArgumentTypeError(f'--shard takes K/N with 0 <= K < N (e.g. 0/4 ... 3/4), not {text!r}')
     return int(match[1]), int(match[2])
+
+
+def trim_top_dB(sound_hp, dataset: str) -> float:
+    """Sound.Trim_Top_dB of a dataset tag; Sound.Trim_Top_dB.Default for tags it does not name."""
+    thresholds = vars(sound_hp.Trim_Top_dB)
+    return thresholds.get(dataset, thresholds['Default'])
 
 
 # Worker state: set once per process by _start_worker.
@@ -196,8 +91,8 @@ def make_pattern(job: Job) -> tuple:
     """Compute and write one pattern. Returns (job, 'done', frames) or (job, 'rejected', reason)."""
     hp = _worker['hp']
     try:
-        top_db = getattr(hp.Sound.Trim_Top_dB, job.dataset)
-        mel = Audio.mel_from_file(job.audio_path, hp.Sound, top_db, hp.Sound.Min_Frames)
+        samples = Audio.load_audio(job.audio_path, hp.Sound.Sample_Rate, job.start, job.end)
+        mel = Audio.mel_from_signal(samples, hp.Sound, trim_top_dB(hp.Sound, job.dataset), hp.Sound.Min_Frames)
     except Audio.AudioRejected as error:
         return job, 'rejected', str(error)
     except Exception as error:   # a decoder crash on one odd file must not stop a million-file run
@@ -317,6 +212,43 @@ def rebuild_metadata(root: str, metadata_file: str, sound_hp) -> bool:
         lock.release()
 
 
+def collect_jobs(args, hp, log=print) -> tuple:
+    """Jobs of every corpus named on the command line, and the Counter of entries skipped while
+    reading corpus lists (each reported in one line). Raises CorpusError for a corpus that cannot
+    be read at all or two corpora with one tag."""
+    skipped = Counter()
+
+    def report(where: str, reason: str) -> None:
+        log(f'{where}: {reason}')
+        skipped[f'skipped: {reason.split(":")[0] if reason.startswith("malformed") else "bad list entry"}'] += 1
+
+    jobs, tags = [], {}
+    for flag, path in ((flag, getattr(args, flag)) for flag in CORPORA if getattr(args, flag)):
+        if not os.path.isdir(path):
+            raise CorpusError(f'-{flag} {path}: no such folder')
+        root = hp.Train.Eval_Pattern.Path if CORPORA[flag][2] else hp.Train.Train_Pattern.Path
+        corpus = Corpora.corpus_jobs(flag, path, root, args.vctk_mic)
+        log(f'-{flag} {path}: {len(corpus)} audio files of {len({job.speaker for job in corpus})} speakers')
+        jobs.extend(corpus)
+    for flag, (reader, is_eval) in USER_CORPORA.items():
+        for argument in getattr(args, flag) or []:
+            tag, path = Corpora.split_tag(argument)
+            if not os.path.isdir(path):
+                raise CorpusError(f'-{flag} {path}: no such folder')
+            root = hp.Train.Eval_Pattern.Path if is_eval else hp.Train.Train_Pattern.Path
+            if (root, tag) in tags or tag in {dataset for dataset, _, _ in CORPORA.values()}:
+                raise CorpusError(f'-{flag} {argument}: the dataset tag {tag} is already taken'
+                                  f'{f" by {tags[root, tag]}" if (root, tag) in tags else ""}; '
+                                  f'name this corpus: -{flag} OTHER_TAG={path}')
+            tags[root, tag] = path
+            corpus = (Corpora.kaldi_jobs(path, tag, root, report) if reader == 'kaldi'
+                      else Corpora.folder_jobs(path, tag, root))
+            log(f'-{flag} {path}: {len(corpus)} utterances of {len({job.speaker for job in corpus})} speakers, '
+                f'dataset tag {tag}')
+            jobs.extend(corpus)
+    return jobs, skipped
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description='Audio corpora -> mel pattern pickles and METADATA.PICKLE.')
     parser.add_argument('-hp', '--hyper_parameters', default='Hyper_Parameter.yaml', help='hyper-parameter YAML')
@@ -326,9 +258,17 @@ def main(argv=None) -> int:
     parser.add_argument('-libri', help='LibriTTS root (<subset>/<speaker>/<chapter>/*.wav)')
     parser.add_argument('-cmua', help='CMU Arctic root (cmu_us_<spk>_arctic/wav/*.wav)')
     parser.add_argument('-vc1t', help='VoxCeleb1 test set root: evaluation patterns')
+    parser.add_argument('-kaldi', action='append', metavar='[TAG=]DIR',
+                        help='a Kaldi data directory (wav.scp, utt2spk, segments); repeatable; tag: the folder name')
+    parser.add_argument('-folder', action='append', metavar='[TAG=]DIR',
+                        help='one folder per speaker, DIR/<speaker>/**/<audio>; repeatable; tag: the folder name')
+    parser.add_argument('-kaldit', action='append', metavar='[TAG=]DIR', help='as -kaldi, to the evaluation patterns')
+    parser.add_argument('-foldert', action='append', metavar='[TAG=]DIR', help='as -folder, to the evaluation patterns')
     parser.add_argument('-mw', '--max_workers', type=int, default=os.cpu_count(), help='worker processes (default: all cores)')
     parser.add_argument('--shard', type=parse_shard, help='K/N: do only the K-th of N parts (0-based); merge later with --metadata')
     parser.add_argument('--metadata', action='store_true', help='only (re)build METADATA.PICKLE from the patterns on disk')
+    parser.add_argument('--pack', action='store_true', help='also build or update the packed store of each pattern root '
+                        '(for training); with --shard K/N only its K-th share, merged by a --pack without --shard')
     parser.add_argument('--vctk_mic', default='mic1', help='VCTK 0.92 microphone to take (default mic1)')
     args = parser.parse_args(argv)
 
@@ -337,34 +277,36 @@ def main(argv=None) -> int:
     except HyperParameterError as error:
         print(error, file=sys.stderr)
         return 2
-    given = {flag: getattr(args, flag) for flag in CORPORA if getattr(args, flag)}
-    if not given and not args.metadata:
-        parser.error('name at least one corpus (-vctk, -vc1, -vc2, -libri, -cmua, -vc1t) or --metadata')
-    for flag, path in given.items():
-        if not os.path.isdir(path):
-            print(f'-{flag} {path}: no such folder', file=sys.stderr)
-            return 2
+    given = [flag for flag in list(CORPORA) + list(USER_CORPORA) if getattr(args, flag)]
+    if not given and not args.metadata and not args.pack:
+        parser.error('name at least one corpus (-vctk, -vc1, -vc2, -libri, -cmua, -vc1t, -kaldi, -folder, '
+                     '-kaldit, -foldert), --metadata or --pack')
+    if args.pack and args.shard:
+        if given or args.metadata:
+            parser.error('--pack --shard K/N packs a share of finished patterns: run it alone, after --metadata')
+        return Pattern_Store.pack_roots(hp, args.shard)
 
     started = time.time()
-    jobs = []
-    for flag, path in given.items():
-        corpus = corpus_jobs(flag, path, hp, args.vctk_mic)
-        print(f'-{flag} {path}: {len(corpus)} audio files of {len({job.speaker for job in corpus})} speakers')
-        jobs.extend(corpus)
+    try:
+        jobs, skipped = collect_jobs(args, hp)
+    except (CorpusError, OSError) as error:
+        print(error, file=sys.stderr)
+        return 2
     jobs, non_utf8 = drop_non_utf8_names(jobs)
     jobs, same_name = drop_same_name_sources(jobs)
+    rejected = Counter({'rejected: file name not UTF-8': non_utf8, 'rejected: same pattern name': same_name})
     if args.shard:
         shard, shards = args.shard
         jobs = jobs[shard::shards]
         print(f'shard {shard}/{shards}: {len(jobs)} files')
-    if jobs:
-        counts = generate(jobs, hp, args.max_workers, clean_temporaries=not args.shard)
-        counts.update({'rejected: file name not UTF-8': non_utf8, 'rejected: same pattern name': same_name})
+    if jobs or skipped or any(rejected.values()):
+        counts = generate(jobs, hp, args.max_workers, clean_temporaries=not args.shard) + skipped + rejected
         elapsed = time.time() - started
         print(f'{counts["generated"]} generated, {counts["skipped (already done)"]} skipped (already done), '
-              f'{sum(value for key, value in counts.items() if key.startswith("rejected"))} rejected '
+              f'{sum(value for key, value in counts.items() if key.startswith("rejected"))} rejected, '
+              f'{sum(skipped.values())} list entries skipped '
               f'in {elapsed:.1f} s ({counts["generated"] / max(elapsed, 1e-9):.1f} files/s)')
-        for key in sorted(key for key in counts if key.startswith('rejected') and counts[key]):
+        for key in sorted(key for key in counts if key.startswith(('rejected', 'skipped:')) and counts[key]):
             print(f'  {key}: {counts[key]}')
 
     if args.shard and not args.metadata:
@@ -384,7 +326,7 @@ def main(argv=None) -> int:
         print(f'no pattern folder at {" or ".join(roots)}: nothing to build metadata from '
               f'(generate patterns first, e.g. python Pattern_Generate.py -vctk DIR)', file=sys.stderr)
         return 1
-    return 0
+    return Pattern_Store.pack_roots(hp) if args.pack else 0
 
 
 if __name__ == '__main__':

@@ -67,6 +67,12 @@ def pattern_name(dataset: str, speaker: str, stem: str, video: str = None) -> st
     return '.'.join(parts) + PATTERN_SUFFIX
 
 
+def pattern_key(file: str, dataset: str) -> str:
+    """'<Dataset>/<name>.PICKLE', relative to the root, of a metadata entry: this project's
+    metadata lists it so, the seed's lists bare names."""
+    return file if '/' in file else f'{dataset}/{file}'
+
+
 def pattern_bytes(mel: np.ndarray, speaker: str, dataset: str) -> bytes:
     return pickle.dumps({'Mel': mel.astype(np.float32, copy=False), 'Speaker': speaker.upper(), 'Dataset': dataset},
                         protocol=PICKLE_PROTOCOL)

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 import Datasets
 from Hyper_Parameters import HyperParameterError, load_hyper_parameters, save_hyper_parameters
-from Inference import tsne_figure
+from Inference import InferenceError, build_model, load_state_dict, tsne_figure
 from Loss import GE2ELoss
 from Metrics import equal_error_rate
 from Modules import Encoder
@@ -175,7 +175,7 @@ class Trainer:
     Rank 0 (or the only process) logs, evaluates and saves; other ranks only train.
     """
 
-    def __init__(self, hp, resume_step: int = 0, log=None):
+    def __init__(self, hp, resume_step: int = 0, log=None, init_checkpoint: str = None):
         self.hp = hp
         self.rank, self.world_size, local_rank = distributed_environment()
         self.distributed = self.world_size > 1
@@ -203,6 +203,8 @@ class Trainer:
         self._build_model()
         if resume_step:
             self.load(resume_step)
+        elif init_checkpoint:
+            self.initialise_from(init_checkpoint)
         self.writer = None
         if self.is_main:
             from tensorboardX import SummaryWriter
@@ -221,10 +223,12 @@ class Trainer:
         train_hp = self.hp.Train
         batch = train_hp.Batch.Train
         self.train_dataset = Datasets.load_speaker_dataset(
-            train_hp.Train_Pattern, self.hp.Sound, batch.Pattern_per_Speaker, train_hp.Use_Pattern_Cache)
+            train_hp.Train_Pattern, self.hp.Sound, batch.Pattern_per_Speaker, train_hp.Use_Pattern_Cache,
+            use_store=train_hp.Use_Packed_Store, log=self.log)
         self.log(f'{train_hp.Train_Pattern.Path}: {len(self.train_dataset)} training speakers with at least '
                  f'{batch.Pattern_per_Speaker} patterns, {self.train_dataset.left_out} with fewer left out '
-                 f'(Train.Batch.Train.Pattern_per_Speaker)')
+                 f'(Train.Batch.Train.Pattern_per_Speaker); reading '
+                 + ('its packed store' if self.train_dataset.store is not None else 'the pattern pickles'))
         Datasets.check_enough_speakers(self.train_dataset, batch.Speaker, self.world_size)
         # Under DDP every rank shuffles the speakers alike (seed 0, the epoch) and takes its own share.
         sampler = torch.utils.data.DistributedSampler(self.train_dataset, drop_last=True) if self.distributed else None
@@ -241,7 +245,8 @@ class Trainer:
         batch = train_hp.Batch.Eval
         try:
             dataset = Datasets.load_speaker_dataset(
-                train_hp.Eval_Pattern, self.hp.Sound, batch.Pattern_per_Speaker, False, fixed_seed=EVAL_SEED)
+                train_hp.Eval_Pattern, self.hp.Sound, batch.Pattern_per_Speaker, False, fixed_seed=EVAL_SEED,
+                use_store=train_hp.Use_Packed_Store, log=self.log)
         except MetadataError as error:
             self.log(f'{error}\nTraining goes on without evaluation (no evaluation loss, EER or t-SNE figures); '
                      f'for evaluation, generate patterns with python Pattern_Generate.py -vc1t DIR.')
@@ -313,6 +318,23 @@ class Trainer:
         self.steps, self.epochs = int(state['Steps']), int(state['Epochs'])
         self.log(f'Resumed from {path}: step {self.steps}, epoch {self.epochs}, '
                  f'learning rate {self.scheduler.get_last_lr()[0]:g}')
+
+    def initialise_from(self, path: str) -> None:
+        """Fine-tuning: the encoder (and GE2E w, b where the checkpoint has them) of another run's
+        checkpoint or a seed one, at step 0 with this run's fresh optimiser and schedule."""
+        try:
+            state, steps = load_state_dict(path)
+            self.encoder.load_state_dict(build_model(state, self.hp, path).state_dict())
+        except InferenceError as error:
+            raise TrainingError(f'--init {error}') from None
+        loss_state = torch.load(path, map_location='cpu', weights_only=True).get('Loss')
+        if isinstance(loss_state, dict) and set(loss_state) == {'w', 'b'}:
+            self.loss.load_state_dict(loss_state)
+            origin = f'w = {self.loss.w.item():g}, b = {self.loss.b.item():g} from it'
+        else:
+            origin = f'no w and b in it: they start at w = {self.loss.w.item():g}, b = {self.loss.b.item():g}'
+        self.log(f'Fine-tuning from {path} (its step {steps}): encoder weights loaded, {origin}; '
+                 f'training starts at step 0 with a fresh optimiser and schedule')
 
     # -- one step
 
@@ -491,12 +513,12 @@ class Trainer:
             self.writer.add_scalar(tag, value, self.steps)
 
 
-def train(hp, resume_step: int = 0, log=None, command: str = 'python Train.py') -> Trainer:
+def train(hp, resume_step: int = 0, log=None, command: str = 'python Train.py', init_checkpoint: str = None) -> Trainer:
     """Train with hyper-parameters hp (Hyper_Parameters.load_hyper_parameters), from scratch or
     from checkpoint S_<resume_step>; `command` starts the resume hint printed on Ctrl-C. Raises
     TrainingError, MetadataError or Datasets.DatasetConfigurationError with a how-to when it
     cannot start or go on."""
-    trainer = Trainer(hp, resume_step, log)
+    trainer = Trainer(hp, resume_step, log, init_checkpoint)
     trainer.command = command
     try:
         trainer.outcome = trainer.run()
@@ -510,11 +532,16 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description='Train the GE2E speaker encoder.')
     parser.add_argument('-hp', '--hyper_parameters', default='Hyper_Parameter.yaml', help='hyper-parameter file')
     parser.add_argument('-s', '--steps', default=0, type=int, help='resume from checkpoint S_<STEPS>.pkl')
+    parser.add_argument('--init', metavar='CHECKPOINT',
+                        help='fine-tune: start at step 0 from this checkpoint\'s encoder (and w, b), fresh optimiser')
     args = parser.parse_args(argv)
+    if args.init and args.steps:
+        parser.error('-s resumes this run and --init starts a new one from another checkpoint: give one of them')
     configure_cpu_arithmetic()
     try:
         command = 'python Train.py' + ('' if args.hyper_parameters == 'Hyper_Parameter.yaml' else f' -hp {args.hyper_parameters}')
-        trainer = train(load_hyper_parameters(args.hyper_parameters), args.steps, command=command)
+        trainer = train(load_hyper_parameters(args.hyper_parameters), args.steps, command=command,
+                        init_checkpoint=args.init)
     except (HyperParameterError, MetadataError, Datasets.DatasetConfigurationError, TrainingError) as error:
         print(f'Train.py: {error}', file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 """Verification quality on the same trials: this project's checkpoint vs Resemblyzer's pretrained GE2E encoder.
 
     pip install --no-deps -r benchmarks/requirements.txt
-    python benchmarks/compare_resemblyzer.py -c Example_Results/Checkpoint/S_<step>.pkl \
+    python benchmarks/compare_resemblyzer.py -c Example_Results/Synthetic/Checkpoint/S_2500.pkl \
         --trials Demo/Corpus/VC1_Test/trials.txt --root Demo/Corpus/VC1_Test/wav
 
 Each system embeds every trial file once with its own recipe (ours: Inference.py's multi-slice

@@ -8,7 +8,7 @@ import corpora
 from Inference import load_encoder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHECKPOINT = os.path.join(ROOT, 'Example_Results', 'Checkpoint', 'S_2500.pkl')
+CHECKPOINT = os.path.join(ROOT, 'Example_Results', 'Synthetic', 'Checkpoint', 'S_2500.pkl')
 
 
 def test_example_checkpoint_embeds_and_tells_voices_apart():
@@ -25,4 +25,4 @@ def test_example_checkpoint_embeds_and_tells_voices_apart():
 
 def test_example_figures_exist():
     for name in ('S2500_single.png', 'S2500_multi.png', 'S2500_held_out_40_multi.png', 'S2500_demo_held_out_multi.png'):
-        assert os.path.getsize(os.path.join(ROOT, 'Example_Results', 'Figures', name)) > 20_000
+        assert os.path.getsize(os.path.join(ROOT, 'Example_Results', 'Synthetic', 'Figures', name)) > 20_000

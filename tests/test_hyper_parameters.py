@@ -32,7 +32,7 @@ def edited(tmp_path, key: str, value, delete: bool = False) -> str:
 
 
 @pytest.mark.parametrize('path', ['Hyper_Parameter.yaml', 'Hyper_Parameter_Demo.yaml',
-                                  'Example_Results/Checkpoint/Hyper_Parameter.yaml'])
+                                  'Example_Results/Synthetic/Checkpoint/Hyper_Parameter.yaml', 'recipes/real_voices.yaml'])
 def test_the_shipped_files_load(path):
     assert load_hyper_parameters(os.path.join(ROOT, path)).Train.Max_Step > 0
 
@@ -59,7 +59,7 @@ def test_a_seed_file_without_the_port_keys_loads(tmp_path):
     ('Train.Learning_Rate.Initial', '1e-3', "Train.Learning_Rate.Initial is '1e-3'; expected a number > 0 (it is text"),
     ('Train.Learning_Rate.Decay_Rate', 0, 'Train.Learning_Rate.Decay_Rate is 0; expected a number > 0'),
     ('Sound.Mel_Dim', None, 'Sound.Mel_Dim is None; expected a whole number >= 1'),
-    ('Sound.Trim_Top_dB', 15, 'Sound.Trim_Top_dB is 15; expected a mapping (a section with the keys VCTK, VC1, VC2, Libri, CMUA)'),
+    ('Sound.Trim_Top_dB', 15, 'Sound.Trim_Top_dB is 15; expected a mapping (a section with the keys VCTK, VC1, VC2, Libri, CMUA, Default)'),
     ('Train.Batch', 64, 'Train.Batch is 64; expected a mapping (a section with the keys Train, Eval)'),
     ('Train.Loss.Type', 'triplet', "Train.Loss.Type is 'triplet'; expected softmax or contrast"),
     ('Train.Mixed_Precision', 'yes please', "Train.Mixed_Precision is 'yes please'; expected true or false"),

@@ -172,6 +172,60 @@ def test_a_seed_checkpoint_resumes(corpus, tmp_path):
     resumed.writer.close()
 
 
+def test_init_fine_tunes_from_another_runs_checkpoint(trained, corpus, tmp_path):
+    """--init: the other run's encoder, w and b at step 0, a fresh optimiser and schedule, its own folder."""
+    hp, _ = trained
+    source = Train.checkpoint_file(hp.Checkpoint_Path, 10)
+    new_hp = tiny_hp(corpus, tmp_path, Max_Step=3)
+    save_hyper_parameters(new_hp, str(tmp_path / 'hp.yaml'))
+    messages = []
+    tuned = Train.Trainer(new_hp, log=messages.append, init_checkpoint=source)
+    assert tuned.steps == 0 and tuned.epochs == 0
+    saved = Train.load_checkpoint(source)
+    for name, tensor in saved['Model'].items():
+        torch.testing.assert_close(tuned.encoder.state_dict()[name], tensor, rtol=0, atol=0)
+    assert tuned.loss.w.item() == saved['Loss']['w'].item() and tuned.loss.b.item() == saved['Loss']['b'].item()
+    assert tuned.optimizer.state_dict()['state'] == {} and tuned.scheduler.get_last_lr() == [1e-2]
+    assert any(f'Fine-tuning from {source} (its step 10)' in message for message in messages)
+    tuned.writer.close()
+    assert Train.main(['-hp', str(tmp_path / 'hp.yaml'), '--init', source]) == 0
+    assert sorted(os.listdir(new_hp.Checkpoint_Path)) == ['Hyper_Parameter.yaml', 'S_3.pkl']
+    assert Train.load_checkpoint(Train.checkpoint_file(new_hp.Checkpoint_Path, 3))['Steps'] == 3
+
+
+def test_init_from_a_seed_layout_checkpoint(corpus, tmp_path):
+    """A seed checkpoint: 'Model' saved through DataParallel ('module.' names), no w and b."""
+    hp = tiny_hp(corpus, tmp_path)
+    donor = Train.Trainer(hp, log=lambda message: None)
+    torch.nn.init.normal_(donor.encoder.layer_Dict['Linear'].weight)
+    path = str(tmp_path / 'seed' / 'S_100000.pkl')
+    os.makedirs(os.path.dirname(path))
+    torch.save({'Model': {f'module.{name}': tensor for name, tensor in donor.encoder.state_dict().items()},
+                'Steps': 100000, 'Epochs': 9}, path)
+    messages = []
+    tuned = Train.Trainer(tiny_hp(corpus, tmp_path / 'tuned'), log=messages.append, init_checkpoint=path)
+    torch.testing.assert_close(tuned.encoder.layer_Dict['Linear'].weight, donor.encoder.layer_Dict['Linear'].weight)
+    assert tuned.steps == 0 and tuned.loss.w.item() == 10.0
+    assert any('no w and b in it' in message for message in messages)
+    donor.writer.close()
+    tuned.writer.close()
+
+
+def test_init_with_another_shape_or_with_s_says_what_to_do(trained, corpus, tmp_path, capsys):
+    hp, _ = trained
+    other = tiny_hp(corpus, tmp_path)
+    other.Encoder.LSTM.Sizes = 48
+    save_hyper_parameters(other, str(tmp_path / 'hp.yaml'))
+    source = Train.checkpoint_file(hp.Checkpoint_Path, 10)
+    assert Train.main(['-hp', str(tmp_path / 'hp.yaml'), '--init', source]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f'Train.py: --init {source}: ') and 'Encoder.LSTM.Sizes 48' in error
+    assert 'Traceback' not in error
+    with pytest.raises(SystemExit):
+        Train.main(['-hp', str(tmp_path / 'hp.yaml'), '--init', source, '-s', '5'])
+    assert '-s resumes this run and --init starts a new one' in capsys.readouterr().err
+
+
 def test_too_few_speakers_stops_with_a_how_to(corpus, tmp_path, capsys):
     hp = tiny_hp(corpus, tmp_path)
     hp.Train.Batch.Train.Speaker = 20

@@ -1,0 +1,213 @@
+"""The training loader reading pattern pickles vs the packed store (Pattern_Store.py), side by side.
+
+    python benchmarks/packed_loader.py [--speakers 96] [--utterances 16] [--batches 12] [--rounds 2]
+    python benchmarks/packed_loader.py --million 1000000      # the index of a million-pattern store
+
+Writes synthetic patterns of 200-800 frames (train_step.write_pattern_corpus) to a temporary
+folder and packs them, then runs Datasets' training loader (64 x 15 batches, Train.Frame_Length
+crops, Train.Num_Workers workers, no model) on each source in alternating child processes:
+
+  warm   the files in the page cache: utterances/s
+  cold   the files evicted from the page cache first (posix_fadvise DONTNEED): utterances/s and the
+         bytes read from the disk per batch (ru_inblock of the child and its workers)
+
+--million N writes the index of an N-pattern store over a sparse part (mels all zero: only the
+index and metadata are real), times the commit and measures the loader's memory with it.
+Only ratios within one run mean anything: the machine may be shared.
+"""
+import argparse
+import json
+import os
+import pickle
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import Pattern_Store  # noqa: E402
+import Patterns  # noqa: E402
+from Hyper_Parameters import load_hyper_parameters  # noqa: E402
+
+
+def cpu_name() -> str:
+    try:
+        output = subprocess.run(['lscpu'], capture_output=True, text=True).stdout
+        return next(line.split(':', 1)[1].strip() for line in output.splitlines() if line.startswith('Model name'))
+    except (OSError, StopIteration):
+        return platform.processor() or 'unknown CPU'
+
+
+def evict(paths) -> None:
+    """Drop the files' pages from the page cache (written back first)."""
+    for path in paths:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fdatasync(descriptor)
+            os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(descriptor)
+
+
+def child(args) -> None:
+    """One loader run: prints {'utterances_per_second', 'seconds', 'batches'} as JSON."""
+    import torch
+    import Datasets
+    hp = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml'))
+    hp.Train.Train_Pattern.Path = args.corpus
+    torch.manual_seed(0)
+    dataset = Datasets.load_speaker_dataset(hp.Train.Train_Pattern, hp.Sound, args.per_speaker, False,
+                                            use_store=args.source == 'store')
+    assert (dataset.store is not None) == (args.source == 'store')
+    loader = Datasets.make_loader(dataset, Datasets.TrainCollater(hp.Train.Frame_Length.Min, hp.Train.Frame_Length.Max),
+                                  args.batch_speakers, args.workers, training=True)
+    batches = (batch for _ in iter(int, 1) for batch in loader)             # epoch after epoch
+    for _ in range(args.warmup):
+        next(batches)
+    started = time.perf_counter()
+    for _ in range(args.batches):
+        next(batches)
+    seconds = time.perf_counter() - started
+    del batches, loader
+    print(json.dumps({'utterances_per_second': args.batches * args.batch_speakers * args.per_speaker / seconds,
+                      'seconds': seconds}))
+
+
+def run_child(args, source: str, corpus: str, warmup: int, evict_paths=None) -> dict:
+    if evict_paths:
+        evict(evict_paths)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_inblock
+    command = [sys.executable, os.path.abspath(__file__), '--child', source, '--corpus', corpus, '--warmup', str(warmup)] + [
+        f'--{key}={getattr(args, key)}' for key in ('batches', 'batch_speakers', 'per_speaker', 'workers')]
+    output = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    result['bytes_read'] = (resource.getrusage(resource.RUSAGE_CHILDREN).ru_inblock - before) * 512
+    return result
+
+
+def loader_comparison(args, folder: str) -> None:
+    from train_step import write_pattern_corpus
+    corpus = os.path.join(folder, 'patterns')
+    started = time.perf_counter()
+    metadata = write_pattern_corpus(corpus, args.speakers, args.utterances, frames=(200, 800))
+    print(f'corpus: {args.speakers} speakers x {args.utterances} patterns of 200-800 frames '
+          f'({time.perf_counter() - started:.1f} s to write)', flush=True)
+    started = time.perf_counter()
+    Pattern_Store.pack(corpus, log=lambda message: None)
+    packing = time.perf_counter() - started
+    pickles = [os.path.join(corpus, file) for file in metadata['File_List']]
+    store_files = [os.path.join(Pattern_Store.store_folder(corpus), name) for name in os.listdir(Pattern_Store.store_folder(corpus))]
+    pickle_bytes = sum(os.path.getsize(path) for path in pickles)
+    print(f'pack: {len(pickles)} patterns ({pickle_bytes / 2 ** 20:.0f} MiB of pickles) in {packing:.1f} s '
+          f'({len(pickles) / packing:.0f} patterns/s, {pickle_bytes / 2 ** 20 / packing:.0f} MiB/s)', flush=True)
+    results = {(source, cache): [] for cache in ('warm', 'cold') for source in ('pickles', 'store')}
+    for round_index in range(args.rounds):
+        for source in ('pickles', 'store'):
+            results[source, 'warm'].append(run_child(args, source, corpus, args.warmup))
+            results[source, 'cold'].append(run_child(args, source, corpus, 0, pickles + store_files))
+        print(f'round {round_index + 1}: ' + ', '.join(
+            f'{source} {cache} {runs[-1]["utterances_per_second"]:.0f}' for (source, cache), runs in results.items())
+            + ' utterances/s', flush=True)
+    utterances = args.batch_speakers * args.per_speaker
+    print(f'\nCPU: {cpu_name()}; {os.cpu_count()} cores; {args.workers} loader workers; {args.batch_speakers} x '
+          f'{args.per_speaker} batches; {args.rounds} rounds x {args.batches} batches per source and cache state')
+    for cache in ('warm', 'cold'):
+        rate = {source: sum(run['utterances_per_second'] for run in results[source, cache]) / args.rounds
+                for source in ('pickles', 'store')}
+        line = (f'  {cache} page cache: pickles {rate["pickles"]:8.0f} utterances/s, store {rate["store"]:8.0f} '
+                f'utterances/s: {rate["store"] / rate["pickles"]:.1f}x')
+        if cache == 'cold':
+            read = {source: sum(run['bytes_read'] for run in results[source, cache]) / (args.rounds * args.batches)
+                    for source in ('pickles', 'store')}
+            line += (f'; read from disk per batch: pickles {read["pickles"] / 2 ** 20:.1f} MiB, store '
+                     f'{read["store"] / 2 ** 20:.1f} MiB: {read["pickles"] / max(read["store"], 1):.1f}x fewer '
+                     f'({utterances} crops of {load_hyper_parameters(os.path.join(ROOT, "Hyper_Parameter.yaml")).Train.Frame_Length.Min}-'
+                     f'{load_hyper_parameters(os.path.join(ROOT, "Hyper_Parameter.yaml")).Train.Frame_Length.Max} frames; '
+                     f'mean pickle {pickle_bytes / len(pickles) / 1024:.0f} KiB)')
+        print(line)
+    print('command: python benchmarks/packed_loader.py ' + ' '.join(
+        f'--{key} {getattr(args, key)}' for key in ('speakers', 'utterances', 'batches', 'warmup', 'rounds', 'workers')))
+
+
+def million(args, folder: str) -> None:
+    """An N-pattern store whose part is sparse: index and metadata real, mels zero."""
+    root, patterns, frames = os.path.join(folder, 'million'), args.million, 500
+    os.makedirs(os.path.join(root, 'SYN'))
+    per_speaker = 100
+    keys = [f'SYN/{Patterns.pattern_name("SYN", f"S{index // per_speaker:06d}", f"{index % per_speaker:04d}")}'
+            for index in range(patterns)]
+    hp = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml'))
+    metadata = {key: getattr(hp.Sound, key) for key in Patterns.SOUND_KEYS}
+    metadata.update({'File_List': keys, 'Mel_Length_Dict': dict.fromkeys(keys, frames),
+                     'Dataset_Dict': dict.fromkeys(keys, 'SYN'),
+                     'Speaker_Dict': {key: key.split('.')[1] for key in keys},
+                     'File_List_by_Speaker_Dict': {('SYN', f'S{speaker:06d}'): keys[speaker * per_speaker:(speaker + 1) * per_speaker]
+                                                   for speaker in range(patterns // per_speaker)}})
+    Patterns.write_atomically(os.path.join(root, 'METADATA.PICKLE'), pickle.dumps(metadata, protocol=Patterns.PICKLE_PROTOCOL))
+    del metadata
+    store = Pattern_Store.store_folder(root)
+    os.makedirs(store)
+    with open(os.path.join(store, 'g0-all0.mels'), 'wb') as stream:
+        stream.truncate(patterns * frames * hp.Sound.Mel_Dim * 4)
+    started = time.perf_counter()
+    with open(os.path.join(store, 'g0-all0.rows'), 'w', encoding='utf-8') as stream:
+        stream.writelines(f'{key}\t{frames}\t0\t0\n' for key in keys)
+    live = {key: ('g0-all0', index * frames, frames) for index, key in enumerate(keys)}
+    Pattern_Store.commit(store, 0, live, ['g0-all0'], hp.Sound.Mel_Dim, 'METADATA.PICKLE',
+                         Pattern_Store.file_digest(os.path.join(root, 'METADATA.PICKLE')),
+                         Pattern_Store.folder_mtimes(root, ['SYN']), log=lambda message: None)
+    commit = time.perf_counter() - started
+    del live, keys
+    index_bytes = os.path.getsize(os.path.join(store, 'index-0.npz'))
+    print(f'{patterns} patterns of {frames} frames: rows + index + manifest written in {commit:.1f} s; index '
+          f'{index_bytes / 2 ** 20:.0f} MiB; part {patterns * frames * hp.Sound.Mel_Dim * 4 / 2 ** 30:.0f} GiB (sparse here)')
+    args.corpus = root
+    code = ('import json, resource, sys, time, torch; sys.path.insert(0, sys.argv[1]); import Datasets, Pattern_Store; '
+            'from Hyper_Parameters import load_hyper_parameters; hp = load_hyper_parameters(sys.argv[1] + "/Hyper_Parameter.yaml"); '
+            'hp.Train.Train_Pattern.Path = sys.argv[2]; started = time.perf_counter(); '
+            'dataset = Datasets.load_speaker_dataset(hp.Train.Train_Pattern, hp.Sound, 15, False, use_store=True); '
+            'assert dataset.store is not None; opened = time.perf_counter() - started; '
+            'rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; '
+            'loader = Datasets.make_loader(dataset, Datasets.TrainCollater(140, 180), 64, 2, training=True); '
+            'batches = iter(loader); [next(batches) for _ in range(20)]; del batches, loader; '
+            'print(json.dumps({"open_s": opened, "rss_after_open_mib": rss / 1024, '
+            '"peak_main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, '
+            '"peak_worker_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))')
+    result = json.loads(subprocess.run([sys.executable, '-c', code, ROOT, root], check=True, capture_output=True,
+                                       text=True).stdout.strip().splitlines()[-1])
+    print(f'loader over it (metadata + store index + dataset, 2 workers, 20 batches of 64 x 15): opened in '
+          f'{result["open_s"]:.1f} s; peak RSS main {result["peak_main_mib"]:.0f} MiB (after opening '
+          f'{result["rss_after_open_mib"]:.0f} MiB), per worker {result["peak_worker_mib"]:.0f} MiB')
+    print(f'CPU: {cpu_name()}; command: python benchmarks/packed_loader.py --million {patterns}')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--speakers', type=int, default=96, help='corpus speakers')
+    parser.add_argument('--utterances', type=int, default=16, help='corpus patterns per speaker')
+    parser.add_argument('--batches', type=int, default=12, help='timed batches per run')
+    parser.add_argument('--warmup', type=int, default=2, help='batches before the clock starts (warm runs)')
+    parser.add_argument('--rounds', type=int, default=2)
+    parser.add_argument('--workers', type=int, default=2, help='DataLoader workers (Train.Num_Workers)')
+    parser.add_argument('--batch_speakers', type=int, default=64)
+    parser.add_argument('--per_speaker', type=int, default=15)
+    parser.add_argument('--million', type=int, default=0, help='instead: the index and loader memory of an N-pattern store')
+    parser.add_argument('--child', choices=('pickles', 'store'), help=argparse.SUPPRESS)
+    parser.add_argument('--corpus', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        args.source = args.child
+        return child(args)
+    with tempfile.TemporaryDirectory(prefix='packed_loader_') as folder:
+        (million if args.million else loader_comparison)(args, folder)
+
+
+if __name__ == '__main__':
+    main()
