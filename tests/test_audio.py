@@ -120,3 +120,14 @@ def test_a_long_recording_needs_little_memory(tmp_path):
     frames, worker = peak(str(tmp_path / 'long.wav'))
     _, baseline = peak('')
     assert frames > 7400 and worker - baseline < 50
+
+
+def test_a_segment_read_in_blocks_equals_the_slice(tmp_path, monkeypatch):
+    """A Kaldi segment (start-end seconds) read a block at a time = the slice of the whole recording."""
+    path = write(str(tmp_path / 'recording.wav'), np.concatenate([voice(1, 1, rate=44100), voice(2, 2, rate=44100)]), 44100)
+    samples, rate = Audio.read_audio(path)
+    expected = Audio.resample(samples[round(0.7 * rate):round(3.1 * rate)], rate, 16000)
+    monkeypatch.setattr(Audio, 'BLOCK_SAMPLES', 5000)
+    np.testing.assert_array_equal(Audio.load_audio(path, 16000, 0.7, 3.1), expected)
+    with pytest.raises(Audio.AudioRejected, match="^empty: the segment 9-10 s lies beyond the recording's end"):
+        Audio.load_audio(path, 16000, 9.0, 10.0)
