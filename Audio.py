@@ -111,7 +111,8 @@ def audio_blocks(path: str, start: float = None, end: float = None) -> tuple:
             raise AudioRejected(f'unreadable: {error}') from None
         rate = stream.samplerate
         blocks = _file_blocks(stream, *_segment(rate, start, end, stream.frames))
-    empty = 'empty: no samples' if start is None else f"empty: the segment {start:g}-{end:g} s lies beyond the recording's end"
+    empty = ('empty: no samples' if start is None
+             else f"empty: the segment {start:g}-{end:g} s lies beyond the recording's end")
     return rate, _mono_blocks(blocks, empty)
 
 

@@ -55,7 +55,8 @@ def one_of(*choices: str) -> Rule:
 FLAG = Rule('true or false', lambda value: isinstance(value, bool))
 NAME = Rule('text: a path or file name', lambda value: isinstance(value, str) and value.strip() != '')
 DEVICE = Rule("'-1' (the CPU) or a CUDA index such as '0'",
-              lambda value: not isinstance(value, bool) and re.fullmatch(r'-1|\d+(\s*,\s*\d+)*', str(value)) is not None)
+              lambda value: not isinstance(value, bool)
+              and re.fullmatch(r'-1|\d+(\s*,\s*\d+)*', str(value)) is not None)
 POSITIVE = whole_number(1)
 PATTERN_ROOT = {'Path': NAME, 'Metadata_File': NAME}
 BATCH = {'Speaker': POSITIVE, 'Pattern_per_Speaker': POSITIVE}
@@ -70,7 +71,8 @@ SCHEMA = {
     },
     'Encoder': {'Embedding_Size': POSITIVE, 'LSTM': {'Sizes': POSITIVE, 'Stacks': POSITIVE}},
     'Train': {
-        'Use_Pattern_Cache': FLAG, 'Use_Packed_Store': FLAG, 'Train_Pattern': PATTERN_ROOT, 'Eval_Pattern': PATTERN_ROOT,
+        'Use_Pattern_Cache': FLAG, 'Use_Packed_Store': FLAG,
+        'Train_Pattern': PATTERN_ROOT, 'Eval_Pattern': PATTERN_ROOT,
         'Num_Workers': whole_number(0), 'Batch': {'Train': BATCH, 'Eval': BATCH},
         'Frame_Length': {'Min': POSITIVE, 'Max': POSITIVE},
         'Inference': {'Samples': POSITIVE, 'Frame_Length': POSITIVE, 'Overlap_Length': whole_number(0)},
@@ -122,7 +124,8 @@ def _check(given, schema: dict, prefix: str = '') -> None:
         if isinstance(rule, dict):
             _check(given[key], rule, name + '.')
         elif not rule.holds(given[key]):
-            hint = ' (it is text: write the number without quotes, and 1e-3 as 1.0e-3)' if _reads_as_number(given[key]) else ''
+            hint = (' (it is text: write the number without quotes, and 1e-3 as 1.0e-3)'
+                    if _reads_as_number(given[key]) else '')
             raise HyperParameterError(f'{name} is {given[key]!r}; expected {rule.expected}{hint}')
 
 

@@ -28,6 +28,7 @@ import Patterns
 from Corpora import CORPORA, USER_CORPORA, CorpusError, Job
 from Hyper_Parameters import HyperParameterError, load_hyper_parameters
 
+
 def drop_non_utf8_names(jobs: list, log=print) -> tuple:
     """(jobs whose path is UTF-8, how many were not): pattern names and records are UTF-8 text."""
     kept = []
@@ -48,17 +49,18 @@ def drop_same_name_sources(jobs: list, log=print) -> tuple:
     Corpora.AUDIO_EXTENSIONS order (.wav, .flac, .m4a, ..., then others), then in path order;
     each other one gets a line. The choice depends on the paths alone, never on worker timing.
     """
+    order = Corpora.AUDIO_EXTENSIONS
+
     def preference(job):
         extension = os.path.splitext(job.audio_path)[1].lower()
-        rank = Corpora.AUDIO_EXTENSIONS.index(extension) if extension in Corpora.AUDIO_EXTENSIONS else len(Corpora.AUDIO_EXTENSIONS)
-        return rank, job.audio_path
+        return order.index(extension) if extension in order else len(order), job.audio_path
 
     chosen = {}
     for job in sorted(jobs, key=preference):
         kept = chosen.setdefault((job.root, job.pattern_file), job)
         if kept is not job:
             log(f'{job.audio_path}: same pattern name as {kept.audio_path} ({job.pattern_file}): '
-                f'that one is used ({", ".join(Corpora.AUDIO_EXTENSIONS)} first, then path order)')
+                f'that one is used ({", ".join(order)} first, then path order)')
     winners = set(map(id, chosen.values()))
     return [job for job in jobs if id(job) in winners], len(jobs) - len(chosen)
 

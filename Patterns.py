@@ -102,7 +102,7 @@ class RootLock:
 
     Runs that write patterns share it, so shards and concurrent runs proceed; removing
     temporaries or rebuilding the metadata alone takes it exclusively, which proves that no
-    other run is half-way through a file. The OS releases it when the process ends, however.
+    other run is half-way through a file. The OS releases it when the process ends, however it ends.
     """
 
     def __init__(self, root: str):
@@ -123,7 +123,7 @@ class RootLock:
         try:
             fcntl.flock(self._stream, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            log(f'{self.path}: another Pattern_Generate run holds this alone (--metadata); waiting for it')
+            log(f'{self.path}: another Pattern_Generate run holds this alone (a --metadata or a clean-up); waiting for it')
             fcntl.flock(self._stream, fcntl.LOCK_SH)
 
     def release(self) -> None:
