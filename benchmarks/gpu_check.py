@@ -68,6 +68,46 @@ def training_rows(hp, size: dict, folder: str, device: torch.device) -> list:
     return rows
 
 
+def ceiling_rows(hp, size: dict, folder: str, device: torch.device) -> list:
+    """What bounds a step: [(what, per second)] for the loader alone (batches/s, no model) and the
+    training step alone (steps/s on one batch already on the device, no loader)."""
+    rows = []
+    hp.Checkpoint_Path, hp.Log_Path = os.path.join(folder, 'checkpoints'), os.path.join(folder, 'log')
+    for workers, packed in ((w, p) for w in size['workers'] for p in (False, True)):
+        hp.Train.Mixed_Precision, hp.Train.Use_Packed_Store, hp.Train.Num_Workers = False, packed, workers
+        trainer = Train.Trainer(hp, log=lambda message: None)
+        batches = iter(trainer.train_loader)
+        started, count = None, 0
+        while count < size['warmup'] + size['steps']:
+            if count == size['warmup']:
+                started = time.perf_counter()
+            if next(batches, None) is None:       # a new epoch
+                batches = iter(trainer.train_loader)
+                continue
+            count += 1
+        rate = size['steps'] / (time.perf_counter() - started)
+        rows.append((f'loader alone, {workers} workers, {"packed store" if packed else "pickles"}', rate, 'batches/s'))
+        trainer.writer.close()
+        del batches, trainer
+    for mixed in (False, True):
+        hp.Train.Mixed_Precision, hp.Train.Num_Workers = mixed, 0
+        trainer = Train.Trainer(hp, log=lambda message: None)
+        mels = next(iter(trainer.train_loader)).to(device)
+        for _ in range(size['warmup']):
+            trainer.train_step(mels)
+        synchronize = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+        synchronize()
+        started = time.perf_counter()
+        for _ in range(size['steps']):
+            trainer.train_step(mels)
+        synchronize()
+        rows.append((f'training step alone, {"mixed precision" if trainer.mixed_precision else "float32"}',
+                     size['steps'] / (time.perf_counter() - started), 'steps/s'))
+        trainer.writer.close()
+        del trainer
+    return rows
+
+
 def inference_rate(hp, audio: list, device: torch.device, workers) -> float:
     import Inference
     from Modules import Encoder
@@ -116,6 +156,8 @@ def main(argv=None) -> int:
         lines.append(f'  {"workers":>7s}  {"precision":16s} {"data source":14s} {"steps/s":>8s} {"data wait":>10s}')
         lines += [f'  {workers:7d}  {precision:16s} {source:14s} {rate:8.2f} {100 * wait:9.1f}%'
                   for workers, precision, source, rate, wait in rows]
+        lines.append('what bounds a step:')
+        lines += [f'  {what:44s} {rate:8.2f} {unit}' for what, rate, unit in ceiling_rows(hp, size, folder, device)]
         rate = inference_rate(hp, audio, device, 0 if args.quick else None)
         lines.append(f'inference: {rate:.1f} utterances/s ({len(audio)} files of 2-6 s at 16 kHz, multi-slice, '
                      f'Inference.SpeakerEncoder.embed_files, float32)')

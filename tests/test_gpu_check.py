@@ -18,9 +18,12 @@ def test_cpu_path_prints_and_writes_the_table(tmp_path):
     assert table.strip() in result.stdout
     lines = table.splitlines()
     assert lines[0].startswith(f'gpu_check (quick): torch {torch.__version__}') and 'device cpu' in lines[0]
-    rows = [line.split() for line in lines if 'pickles' in line or 'packed store' in line]
-    assert len(rows) == 4 and all(float(row[-2]) > 0 and row[-1].endswith('%') for row in rows)
-    assert sum('packed store' in line for line in lines) == 2
+    rows = [line.split() for line in lines if line.endswith('%')]
+    assert len(rows) == 4 and all(float(row[-2]) > 0 for row in rows)
+    assert sum('packed store' in line for line in lines if line.endswith('%')) == 2
+    bounds = [line for line in lines if line.endswith(('batches/s', 'steps/s'))]
+    assert len(bounds) == 4 and all(float(line.split()[-2]) > 0 for line in bounds)
+    assert sum(line.strip().startswith('loader alone, 0 workers') for line in bounds) == 2
     assert any(line.startswith('inference: ') and 'utterances/s (6 files' in line for line in lines)
     assert lines[-1] == 'command: bash benchmarks/gpu_check.sh --device cpu --quick'
 
