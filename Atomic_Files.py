@@ -1,5 +1,6 @@
 """Whole files or none: write under a temporary name, then rename; and the cleanup of what a
 killed run half-wrote. Imports nothing of the project."""
+import glob
 import os
 import re
 
@@ -20,12 +21,12 @@ def write_atomically(path: str, payload) -> os.stat_result:
     return status
 
 
-def remove_temporaries(root: str) -> int:
-    """Delete the half-written files (<name>.tmp-<pid>) that a killed run left below root and
-    return how many; only while no other process writes there."""
-    stale = []
-    for folder, _, names in os.walk(root):
-        stale.extend(os.path.join(folder, name) for name in names if TEMPORARY_NAME.search(name))
+def remove_temporaries(folder: str, names: str = '**/*') -> int:
+    """Delete the half-written files (<name>.tmp-<pid>) that killed runs left in folder, of the
+    names that the glob `names` matches below it ('**' spans sub-folders); returns how many.
+    Only while no other process writes those files."""
+    pattern = os.path.join(glob.escape(folder), names) + '.tmp-*'
+    stale = [path for path in glob.glob(pattern, recursive=True) if TEMPORARY_NAME.search(path)]
     for path in stale:
         os.remove(path)
     return len(stale)

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import Patterns
 from Audio import audio_files
-
 VCTK_MIC = re.compile(r'^(?P<stem>.+)_(?P<mic>mic\d)$')
 CMU_ARCTIC_FOLDER = re.compile(r'^cmu_us_(?P<speaker>[^_]+)_arctic$', re.IGNORECASE)
 TAG = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_-]*$')   # a dataset tag: part of every pattern's name

@@ -180,7 +180,7 @@ def test_pattern_generate_pack(root, hp_file, capsys):
         stream.write(b'not a pickle')
     os.remove(os.path.join(root, Patterns.RECORDS_FOLDER, os.listdir(os.path.join(root, Patterns.RECORDS_FOLDER))[0]))
     assert Pattern_Generate.main(['-hp', hp_file, '--pack']) == 0     # the metadata is rebuilt without it
-    assert 'skipped in metadata' in capsys.readouterr().out
+    assert 'left out of the metadata' in capsys.readouterr().out
     assert len(Pattern_Store.open_store(root)[0]) == 29
 
 
