@@ -13,7 +13,7 @@ A part is appended pattern by pattern; its log (<part>.rows.tmp) gets a line onc
 frames are written, so a killed build resumes where it stopped; the log is renamed to .rows when
 the part is complete. `pack(root, shard=(K, N))` packs the K-th of N shares of what is missing
 into its own part; `pack(root)` adopts finished parts, packs the rest, then writes the index and
-the manifest (the merge). Patterns written through Patterns.write_atomically (a rename) change
+the manifest (the merge). Patterns written through Atomic_Files.write_atomically (a rename) change
 their folder's mtime, so a reader sees an added, removed or rewritten pattern without opening it.
 """
 import glob
@@ -28,6 +28,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
+import Atomic_Files
 import Patterns
 import Slicing
 
@@ -96,7 +97,7 @@ class PartWriter:
         self.log_path = self.rows_path + '.tmp'
         self.rows = read_rows(self.log_path) if os.path.isfile(self.log_path) else []
         # Rewrite the log without a cut-off last line, and cut frames written after the last row.
-        Patterns.write_atomically(self.log_path, ''.join(_row_line(*row) for row in self.rows).encode())
+        Atomic_Files.write_atomically(self.log_path, ''.join(_row_line(*row) for row in self.rows).encode())
         self.frames = sum(row[1] for row in self.rows)
         self._mels = open(self.mels_path, 'r+b' if os.path.isfile(self.mels_path) and self.rows else 'wb')
         self._mels.truncate(self.frames * mel_dim * DTYPE.itemsize)
@@ -171,7 +172,7 @@ def _write_index(folder: str, generation: int, live: dict, parts: list) -> str:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     name = f'index-{generation}.npz'
-    Patterns.write_atomically(os.path.join(folder, name), buffer.getvalue())
+    Atomic_Files.write_atomically(os.path.join(folder, name), buffer.getvalue())
     return name
 
 
@@ -235,7 +236,7 @@ def commit(folder: str, generation: int, live: dict, parts: list, mel_dim: int, 
                 'index': _write_index(folder, generation, live, parts),
                 'parts': [{'name': part, 'frames': part_frames[part]} for part in parts],
                 'patterns': len(live), 'frames': sum(frames for _, _, frames in live.values())}
-    Patterns.write_atomically(os.path.join(folder, MANIFEST), json.dumps(manifest, indent=1).encode())
+    Atomic_Files.write_atomically(os.path.join(folder, MANIFEST), json.dumps(manifest, indent=1).encode())
     keep = {MANIFEST, manifest['index']} | {part + suffix for part in parts for suffix in ('.mels', '.rows')}
     for path in glob.glob(os.path.join(folder, '*')):
         if os.path.basename(path) not in keep:

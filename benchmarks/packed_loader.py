@@ -3,7 +3,7 @@
     python benchmarks/packed_loader.py [--speakers 96] [--utterances 16] [--batches 12] [--rounds 2]
     python benchmarks/packed_loader.py --million 1000000      # the index of a million-pattern store
 
-Writes synthetic patterns of 200-800 frames (train_step.write_pattern_corpus) to a temporary
+Writes synthetic patterns of 200-800 frames (fixtures.patterns.write_pattern_corpus) to a temporary
 folder and packs them, then runs Train.py's training batches alone (Batches.training_batches: 64 x 15
 batches, Train.Frame_Length crops, no model) on each source in alternating child processes, with
 the same --workers: DataLoader worker processes for the pickles, assembling threads for the store:
@@ -33,6 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import Atomic_Files  # noqa: E402
 import Pattern_Store  # noqa: E402
 import Patterns  # noqa: E402
 from Hyper_Parameters import load_hyper_parameters  # noqa: E402
@@ -103,7 +104,7 @@ def run_child(args, source: str, corpus: str, warmup: int, paths: list, cold: bo
 
 
 def loader_comparison(args, folder: str) -> None:
-    from train_step import write_pattern_corpus
+    from fixtures.patterns import write_pattern_corpus
     corpus = os.path.join(folder, 'patterns')
     started = time.perf_counter()
     metadata = write_pattern_corpus(corpus, args.speakers, args.utterances, frames=(200, 800))
@@ -161,7 +162,7 @@ def million(args, folder: str) -> None:
                      'Speaker_Dict': {key: key.split('.')[1] for key in keys},
                      'File_List_by_Speaker_Dict': {('SYN', f'S{speaker:06d}'): keys[speaker * per_speaker:(speaker + 1) * per_speaker]
                                                    for speaker in range(patterns // per_speaker)}})
-    Patterns.write_atomically(os.path.join(root, 'METADATA.PICKLE'), pickle.dumps(metadata, protocol=Patterns.PICKLE_PROTOCOL))
+    Atomic_Files.write_atomically(os.path.join(root, 'METADATA.PICKLE'), pickle.dumps(metadata, protocol=Patterns.PICKLE_PROTOCOL))
     del metadata
     store = Pattern_Store.store_folder(root)
     os.makedirs(store)
@@ -200,15 +201,13 @@ def million(args, folder: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--speakers', type=int, default=96, help='corpus speakers')
-    parser.add_argument('--utterances', type=int, default=16, help='corpus patterns per speaker')
-    parser.add_argument('--batches', type=int, default=12, help='timed batches per run')
-    parser.add_argument('--warmup', type=int, default=2, help='batches before the clock starts (warm runs)')
-    parser.add_argument('--rounds', type=int, default=2)
-    parser.add_argument('--workers', type=int, default=2, help='Train.Num_Workers: processes (pickles), threads (store)')
-    parser.add_argument('--batch_speakers', type=int, default=64)
-    parser.add_argument('--per_speaker', type=int, default=15)
-    parser.add_argument('--million', type=int, default=0, help='instead: the index and loader memory of an N-pattern store')
+    for flag, default, meaning in (
+            ('--speakers', 96, 'corpus speakers'), ('--utterances', 16, 'corpus patterns per speaker'),
+            ('--batches', 12, 'timed batches per run'), ('--warmup', 2, 'batches before the clock starts (warm runs)'),
+            ('--rounds', 2, None), ('--workers', 2, 'Train.Num_Workers: processes (pickles), threads (store)'),
+            ('--batch_speakers', 64, None), ('--per_speaker', 15, None),
+            ('--million', 0, 'instead: the index and loader memory of an N-pattern store')):
+        parser.add_argument(flag, type=int, default=default, help=meaning)
     parser.add_argument('--child', choices=('pickles', 'store'), help=argparse.SUPPRESS)
     parser.add_argument('--corpus', help=argparse.SUPPRESS)
     args = parser.parse_args()

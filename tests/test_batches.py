@@ -16,10 +16,10 @@ import Datasets
 import Pattern_Store
 import Slicing
 import Train
-from Hyper_Parameters import save_hyper_parameters
 from Patterns import load_metadata, load_pickle
+from fixtures.patterns import write_pattern_corpus
+from fixtures.settings import save_hyper_parameters
 from test_train import run_script, tiny_hp
-from train_step import write_pattern_corpus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUIET = dict(log=lambda message: None)
