@@ -8,7 +8,8 @@ Makes its own synthetic patterns (fixtures.patterns.write_pattern_corpus, 200-80
 network. Then, in this process:
   training  Train.Trainer steps at Speaker x Pattern_per_Speaker, float32 and Mixed_Precision, each
             reading pickles and the packed store: steps/s and the share of the time spent waiting
-            for the next batch (train_step.timed_steps)
+            for the next batch (train_step.timed_steps). "workers" is Train.Num_Workers: DataLoader
+            processes for the pickles, Batches.py's threads (batches copied to the GPU) for the store
   inference Embedding.SpeakerEncoder.embed_files on the audio (a randomly initialised encoder: the
             speed does not depend on the weights): utterances/s
 Prints a table (and writes it to $OUT/gpu_check.txt when OUT is set).
