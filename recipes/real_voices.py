@@ -212,6 +212,8 @@ def write_trials(held_out: str, files: list) -> None:
 def run(command: list) -> None:
     print('+', ' '.join(command), flush=True)
     status = subprocess.run([sys.executable] + command, cwd=ROOT).returncode
+    if status == 130:   # Ctrl-C or SIGTERM: Train.py saved a checkpoint
+        raise SystemExit(f'{command[0]} was stopped; run the same stage again to go on from where it stopped')
     if status:
         raise SystemExit(f'{command[0]} stopped with exit status {status}; fix what it said and run the stage again')
 
