@@ -10,8 +10,7 @@ import re
 from dataclasses import dataclass
 
 import Patterns
-
-AUDIO_EXTENSIONS = ('.wav', '.flac', '.m4a', '.mp3', '.ogg')
+from Audio import audio_files
 VCTK_MIC = re.compile(r'^(?P<stem>.+)_(?P<mic>mic\d)$')
 CMU_ARCTIC_FOLDER = re.compile(r'^cmu_us_(?P<speaker>[^_]+)_arctic$', re.IGNORECASE)
 TAG = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_-]*$')   # a dataset tag: part of every pattern's name
@@ -31,20 +30,6 @@ class Job:
     root: str             # the pattern root (train or eval)
     start: float = None   # seconds: a Kaldi segment of the recording
     end: float = None
-
-
-def audio_files(root: str):
-    """Every audio file below root, sorted (os.scandir recursion: cheap at a million files)."""
-    found = []
-    stack = [root]
-    while stack:
-        with os.scandir(stack.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir(follow_symlinks=True):
-                    stack.append(entry.path)
-                elif entry.name.lower().endswith(AUDIO_EXTENSIONS):
-                    found.append(entry.path)
-    return sorted(found)
 
 
 def _stem(path: str) -> str:

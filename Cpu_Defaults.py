@@ -1,6 +1,6 @@
 """Thread and process counts that fit the CPU at hand: the one place where Train.py and
 Inference.py choose their defaults, from the cores this process may use and whether the run
-computes in bfloat16 (which needs a CPU with native bfloat16: `cpu_has_bfloat16`).
+computes in bfloat16 (which needs a CPU with native bfloat16: Runtime.cpu_has_bfloat16).
 
 Measured on 2 cores of an AMD EPYC (Zen 5, AVX512-BF16), float32 standing for CPUs without
 bfloat16 (README, "CPU defaults"): two torch threads and no extra process came within 10 % of the
@@ -32,17 +32,6 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:   # not on Linux
         return os.cpu_count() or 1
-
-
-def cpu_has_bfloat16(cpuinfo: str = '/proc/cpuinfo') -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bfloat16
-    autocast is fast; elsewhere it is emulated and slower than float32."""
-    try:
-        with open(cpuinfo, encoding='utf-8') as stream:
-            flags = next((line for line in stream if line.startswith('flags')), '').split()
-    except OSError:
-        return False
-    return 'avx512_bf16' in flags or 'amx_bf16' in flags
 
 
 def choose(bfloat16: bool, cores: int = None) -> CpuDefaults:

@@ -87,9 +87,12 @@ class SpeakerDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int):
         generator = np.random.default_rng([self.fixed_seed, index]) if self.fixed_seed is not None else self.random.generator()
+        return index, [self._load(int(file_index), self.speakers[index][0]) for file_index in self.choose(index, generator)]
+
+    def choose(self, index: int, generator: np.random.Generator) -> np.ndarray:
+        """File indices [utterances] (int64) of speaker `index`, drawn without replacement."""
         start, stop = self.starts[index], self.starts[index + 1]
-        chosen = start + generator.choice(stop - start, size=self.utterances, replace=False)
-        return index, [self._load(int(file_index), self.speakers[index][0]) for file_index in chosen]
+        return start + generator.choice(stop - start, size=self.utterances, replace=False)
 
     def _load(self, file_index: int, dataset: str) -> np.ndarray:
         if self.store is not None:

@@ -4,11 +4,11 @@
 # verification (EER) and t-SNE figures of speakers the encoder never heard.
 set -euo pipefail
 cd "$(dirname "$0")"
-HP=${HP:-Hyper_Parameter_Demo.yaml}
+HP=${HP:-demo_corpus/Hyper_Parameter_Demo.yaml}
 CORPUS=Demo/Corpus
 
 bash setup.sh
-python Demo_Corpus.py -o "$CORPUS"
+python -m demo_corpus -o "$CORPUS"
 python Pattern_Generate.py -hp "$HP" -vctk "$CORPUS/VCTK" -vc1t "$CORPUS/VC1_Test"
 python Train.py -hp "$HP"
 CHECKPOINT=$(ls Demo/Checkpoint/S_*.pkl | sort -t_ -k2 -n | tail -n 1)

@@ -5,11 +5,11 @@ no module reads it at import time.
 """
 import copy
 import os
+import re
 from types import SimpleNamespace
+from typing import Callable, NamedTuple
 
 import yaml
-
-from Patterns import write_atomically
 
 # Keys the port added. A seed user's file lacks them and still loads.
 PORT_DEFAULTS = {
@@ -27,7 +27,63 @@ PORT_DEFAULTS = {
 
 
 class HyperParameterError(ValueError):
-    """The hyper-parameter file is missing, unreadable or lacks a key."""
+    """The hyper-parameter file is missing, unreadable, lacks a key or holds a bad value."""
+
+
+class Rule(NamedTuple):
+    """What a key's value must be: `expected` says it to the user, `holds` checks it."""
+    expected: str
+    holds: Callable
+
+
+def whole_number(minimum: int) -> Rule:
+    return Rule(f'a whole number >= {minimum}',
+                lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= minimum)
+
+
+def number_above(bound: float) -> Rule:
+    return Rule(f'a number > {bound:g}',
+                lambda value: isinstance(value, (int, float)) and not isinstance(value, bool) and value > bound)
+
+
+def one_of(*choices: str) -> Rule:
+    return Rule(' or '.join(choices), lambda value: value in choices)
+
+
+FLAG = Rule('true or false', lambda value: isinstance(value, bool))
+NAME = Rule('text: a path or file name', lambda value: isinstance(value, str) and value.strip() != '')
+DEVICE = Rule("'-1' (the CPU) or a CUDA index such as '0'",
+              lambda value: not isinstance(value, bool)
+              and re.fullmatch(r'-1|\d+(\s*,\s*\d+)*', str(value)) is not None)
+POSITIVE = whole_number(1)
+PATTERN_ROOT = {'Path': NAME, 'Metadata_File': NAME}
+BATCH = {'Speaker': POSITIVE, 'Pattern_per_Speaker': POSITIVE}
+
+# Every key the project reads, and what it must be. Keys of the seed it ignores (Train.ADAM) are not checked.
+SCHEMA = {
+    'Sound': {
+        'Spectrogram_Dim': whole_number(2), 'Mel_Dim': POSITIVE, 'Frame_Length': POSITIVE, 'Frame_Shift': POSITIVE,
+        'Sample_Rate': POSITIVE, 'Max_Abs_Mel': number_above(0),
+        'Trim_Top_dB': {dataset: number_above(0) for dataset in PORT_DEFAULTS['Sound']['Trim_Top_dB']},
+        'Inference_Top_dB': number_above(0), 'Min_Frames': POSITIVE,
+    },
+    'Encoder': {'Embedding_Size': POSITIVE, 'LSTM': {'Sizes': POSITIVE, 'Stacks': POSITIVE}},
+    'Train': {
+        'Use_Pattern_Cache': FLAG, 'Use_Packed_Store': FLAG,
+        'Train_Pattern': PATTERN_ROOT, 'Eval_Pattern': PATTERN_ROOT,
+        'Num_Workers': Rule("a whole number >= 0 or 'auto'", lambda value: value == 'auto' or whole_number(0).holds(value)),
+        'Batch': {'Train': BATCH, 'Eval': BATCH},
+        'Frame_Length': {'Min': POSITIVE, 'Max': POSITIVE},
+        'Inference': {'Samples': POSITIVE, 'Frame_Length': POSITIVE, 'Overlap_Length': whole_number(0)},
+        'Learning_Rate': {'Initial': number_above(0), 'Epsilon': number_above(0), 'Decay_Step': POSITIVE,
+                          'Decay_Rate': number_above(0)},
+        'Gradient_Norm': number_above(0), 'Max_Step': POSITIVE, 'Checkpoint_Save_Interval': POSITIVE,
+        'Logging_Interval': POSITIVE, 'Evaluation_Interval': POSITIVE, 'Initial_Inference': FLAG,
+        'Loss': {'Type': one_of('softmax', 'contrast'), 'Centroid': one_of('exclusive', 'inclusive')},
+        'Mixed_Precision': FLAG,
+    },
+    'Checkpoint_Path': NAME, 'Log_Path': NAME, 'Device': DEVICE,
+}
 
 
 def _merge(defaults: dict, given: dict) -> dict:
@@ -54,6 +110,48 @@ def to_dict(tree):
     return tree
 
 
+def _check(given, schema: dict, prefix: str = '') -> None:
+    """Raise HyperParameterError, naming the first key that schema does not admit."""
+    if not isinstance(given, dict):
+        raise HyperParameterError(f'{prefix.rstrip(".") or "the file"} is {given!r}; expected a mapping '
+                                  f'(a section with the keys {", ".join(schema)})')
+    for key, rule in schema.items():
+        name = prefix + key
+        if key not in given:
+            expected = 'a section' if isinstance(rule, dict) else rule.expected
+            raise HyperParameterError(f'{name} is missing; expected {expected}')
+        if isinstance(rule, dict):
+            _check(given[key], rule, name + '.')
+        elif not rule.holds(given[key]):
+            hint = (' (it is text: write the number without quotes, and 1e-3 as 1.0e-3)'
+                    if _reads_as_number(given[key]) else '')
+            raise HyperParameterError(f'{name} is {given[key]!r}; expected {rule.expected}{hint}')
+
+
+def _reads_as_number(value) -> bool:
+    try:
+        return isinstance(value, str) and float(value) == float(value)
+    except ValueError:
+        return False
+
+
+def validate(settings: dict) -> None:
+    """Raise HyperParameterError naming the first bad key, its value and what is expected:
+    a missing key, a wrong type, a size or interval below 1, a range upside down."""
+    _check(settings, SCHEMA)
+    frames, windows = settings['Train']['Frame_Length'], settings['Train']['Inference']
+    if frames['Min'] > frames['Max']:
+        raise HyperParameterError(f'Train.Frame_Length.Min is {frames["Min"]} but Max is {frames["Max"]}; '
+                                  f'expected Min <= Max')
+    if windows['Overlap_Length'] >= windows['Frame_Length']:
+        raise HyperParameterError(f'Train.Inference.Overlap_Length is {windows["Overlap_Length"]}; expected less '
+                                  f'than Train.Inference.Frame_Length ({windows["Frame_Length"]})')
+    sound = settings['Sound']
+    if sound['Frame_Length'] > (sound['Spectrogram_Dim'] - 1) * 2:
+        raise HyperParameterError(f'Sound.Frame_Length is {sound["Frame_Length"]}; expected at most the FFT size '
+                                  f'(Sound.Spectrogram_Dim - 1) * 2 = {(sound["Spectrogram_Dim"] - 1) * 2}')
+
+
 def load_hyper_parameters(path: str = 'Hyper_Parameter.yaml') -> SimpleNamespace:
     """Read a hyper-parameter YAML file, fill in the port's defaults and return it as a namespace.
 
@@ -67,15 +165,22 @@ def load_hyper_parameters(path: str = 'Hyper_Parameter.yaml') -> SimpleNamespace
             given = yaml.safe_load(stream)
     except yaml.YAMLError as error:
         raise HyperParameterError(f'{path}: not valid YAML: {error}') from None
+    return hyper_parameters_from_dict(given, path)
+
+
+def hyper_parameters_from_dict(given, origin: str) -> SimpleNamespace:
+    """Settings as nested dicts (a YAML file's, or those a checkpoint carries) -> a namespace
+    with the port's defaults filled in, validated; origin names them in error messages."""
     if not isinstance(given, dict):
-        raise HyperParameterError(f'{path}: expected a mapping of sections (Sound, Encoder, Train, ...)')
-    for section in ('Sound', 'Encoder', 'Train'):
-        if section not in given:
-            raise HyperParameterError(f'{path}: the {section} section is missing')
-    return to_namespace(_merge(PORT_DEFAULTS, given))
+        raise HyperParameterError(f'{origin}: expected a mapping of sections (Sound, Encoder, Train, ...)')
+    settings = _merge(PORT_DEFAULTS, given)
+    try:
+        validate(settings)
+    except HyperParameterError as error:
+        raise HyperParameterError(f'{origin}: {error}') from None
+    return to_namespace(settings)
 
 
-def save_hyper_parameters(hp: SimpleNamespace, path: str) -> None:
-    """Write hp as YAML (atomically), e.g. beside a run's checkpoints."""
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    write_atomically(path, yaml.safe_dump(to_dict(hp), sort_keys=False).encode('utf-8'))
+def to_yaml(hp: SimpleNamespace) -> str:
+    """hp as YAML text, in the file's order (e.g. to save beside a run's checkpoints)."""
+    return yaml.safe_dump(to_dict(hp), sort_keys=False)

@@ -9,7 +9,6 @@ Training corpora go to Train.Train_Pattern.Path/<Dataset>/, the VoxCeleb1 test s
 Train.Eval_Pattern.Path/<Dataset>/. A rerun skips finished patterns.
 """
 import argparse
-import glob
 import multiprocessing
 import os
 import re
@@ -18,15 +17,52 @@ import sys
 import time
 from collections import Counter
 
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
+import Atomic_Files
 import Audio
 import Corpora
 import Pattern_Store
 import Patterns
 from Corpora import CORPORA, USER_CORPORA, CorpusError, Job
 from Hyper_Parameters import HyperParameterError, load_hyper_parameters
+
+
+def drop_non_utf8_names(jobs: list, log=print) -> tuple:
+    """(jobs whose path is UTF-8, how many were not): pattern names and records are UTF-8 text."""
+    kept = []
+    for job in jobs:
+        try:
+            job.audio_path.encode('utf-8')
+        except UnicodeEncodeError:
+            log(f'{Audio.shown(job.audio_path)}: file name not UTF-8: rename it to make a pattern of it')
+            continue
+        kept.append(job)
+    return kept, len(jobs) - len(kept)
+
+
+def drop_same_name_sources(jobs: list, log=print) -> tuple:
+    """(jobs, how many were dropped), one job per pattern file.
+
+    Sources that map to one pattern (p225_001.wav beside p225_001.flac) keep the first in
+    Audio.AUDIO_EXTENSIONS order (.wav, .flac, .m4a, ..., then others), then in path order;
+    each other one gets a line. The choice depends on the paths alone, never on worker timing.
+    """
+    order = Audio.AUDIO_EXTENSIONS
+
+    def preference(job):
+        extension = os.path.splitext(job.audio_path)[1].lower()
+        return order.index(extension) if extension in order else len(order), job.audio_path
+
+    chosen = {}
+    for job in sorted(jobs, key=preference):
+        kept = chosen.setdefault((job.root, job.pattern_file), job)
+        if kept is not job:
+            log(f'{job.audio_path}: same pattern name as {kept.audio_path} ({job.pattern_file}): '
+                f'that one is used ({", ".join(order)} first, then path order)')
+    winners = set(map(id, chosen.values()))
+    return [job for job in jobs if id(job) in winners], len(jobs) - len(chosen)
+
 
 def parse_shard(text: str) -> tuple:
     """'K/N' with 0 <= K < N -> (K, N)."""
@@ -49,7 +85,7 @@ _worker = {}
 def _start_worker(hp) -> None:
     _worker['hp'] = hp
     _worker['records'] = {}
-    _worker['limits'] = threadpool_limits(1)   # one BLAS thread per process: processes give the parallelism
+    _worker['limits'] = Audio.one_blas_thread()   # one BLAS thread per process: processes give the parallelism
 
 
 def make_pattern(job: Job) -> tuple:
@@ -62,45 +98,69 @@ def make_pattern(job: Job) -> tuple:
         return job, 'rejected', str(error)
     except Exception as error:   # a decoder crash on one odd file must not stop a million-file run
         return job, 'rejected', f'unreadable: {type(error).__name__}: {error}'
-    Patterns.write_atomically(os.path.join(job.root, job.pattern_file),
-                              Patterns.pattern_bytes(mel, job.speaker, job.dataset))
+    written = Atomic_Files.write_atomically(os.path.join(job.root, job.pattern_file),
+                                            Patterns.pattern_bytes(mel, job.speaker, job.dataset))
     if job.root not in _worker['records']:
         _worker['records'][job.root] = Patterns.RecordWriter(job.root)
-    _worker['records'][job.root].add(job.pattern_file, job.dataset, job.speaker, mel.shape[0])
+    _worker['records'][job.root].add(job.pattern_file, job.dataset, job.speaker, mel.shape[0], written)
     return job, 'done', mel.shape[0]
 
 
 def remove_temporaries(root: str, log=print) -> None:
-    """Delete half-written patterns (<name>.PICKLE.tmp-<pid>) that a killed run left behind."""
-    stale = glob.glob(os.path.join(root, '*', '*' + Patterns.PATTERN_SUFFIX + '.tmp-*'))
-    for path in stale:
-        os.remove(path)
+    """Delete half-written patterns (<name>.PICKLE.tmp-<pid>) that a killed run left behind.
+    Call it only while holding the root's RootLock exclusively: then no live run owns them."""
+    stale = Atomic_Files.remove_temporaries(root, '*/*' + Patterns.PATTERN_SUFFIX)
     if stale:
-        log(f'{root}: removed {len(stale)} half-written patterns left by an interrupted run')
+        log(f'{root}: removed {stale} half-written patterns left by an interrupted run')
+
+
+def lock_roots(roots: list, clean_temporaries: bool, log=print) -> list:
+    """A shared RootLock on each root, for a run that writes there. With clean_temporaries,
+    what killed runs half-wrote is removed first, where no other run holds the lock."""
+    locks = []
+    for root in roots:
+        lock = Patterns.RootLock(root)
+        if clean_temporaries and lock.exclusive():
+            remove_temporaries(root, log)
+        elif clean_temporaries:
+            log(f'{root}: another Pattern_Generate run is writing here (it holds {lock.path}): '
+                f'its unfinished files are left alone')
+        lock.share(log)
+        locks.append(lock)
+    return locks
 
 
 def generate(jobs: list, hp, workers: int, clean_temporaries: bool = True, log=print) -> Counter:
     """Write the patterns of jobs not yet done; returns counts: generated, skipped, rejected:<reason>.
 
-    clean_temporaries: delete what an interrupted run half-wrote (not while other shards run).
+    clean_temporaries: delete what an interrupted run half-wrote, where no other run is writing
+    (shards on other machines may not see this machine's lock: they pass False).
     """
-    counts = Counter()
     roots = sorted({job.root for job in jobs})
+    locks = lock_roots(roots, clean_temporaries, log)
+    try:
+        return _generate(jobs, roots, hp, workers, log)
+    finally:
+        for lock in locks:
+            lock.release()
+
+
+def _generate(jobs: list, roots: list, hp, workers: int, log) -> Counter:
+    """generate()'s work, under the roots' locks."""
+    counts = Counter()
     done = set()
     for root in roots:
         for dataset in {job.dataset for job in jobs if job.root == root}:
             os.makedirs(os.path.join(root, dataset), exist_ok=True)
         done.update((root, file) for file in Patterns.list_patterns(root))
-    if clean_temporaries:
-        for root in roots:
-            remove_temporaries(root, log)
     todo = [job for job in jobs if (job.root, job.pattern_file) not in done]
     counts['skipped (already done)'] = len(jobs) - len(todo)
 
     if shutil.which('ffmpeg') is None:
         compressed = [job for job in todo if job.audio_path.lower().endswith(Audio.FFMPEG_EXTENSIONS)]
         if compressed:
-            log(f'ffmpeg is not installed: {len(compressed)} .m4a files cannot be decoded and are skipped '
+            kinds = '/'.join(sorted({os.path.splitext(job.audio_path)[1].lower() for job in compressed}))
+            log(f'ffmpeg is not installed: {len(compressed)} {kinds} files cannot be decoded and are skipped '
                 f'(install it, e.g. apt-get install ffmpeg, and run again)')
             counts['rejected: needs ffmpeg'] = len(compressed)
             todo = [job for job in todo if not job.audio_path.lower().endswith(Audio.FFMPEG_EXTENSIONS)]
@@ -134,6 +194,22 @@ def generate(jobs: list, hp, workers: int, clean_temporaries: bool = True, log=p
         for writer in _worker.pop('records', {}).values():
             writer.close()
     return counts
+
+
+def rebuild_metadata(root: str, metadata_file: str, sound_hp) -> bool:
+    """--metadata: remove what killed runs half-wrote, then build the metadata, holding the
+    root's lock alone. False (and one line) when a run is writing there."""
+    lock = Patterns.RootLock(root)
+    try:
+        if not lock.exclusive():
+            print(f'{root}: a Pattern_Generate run is writing here (it holds {lock.path}); '
+                  f'run --metadata again when it has finished', file=sys.stderr)
+            return False
+        remove_temporaries(root)
+        Patterns.build_metadata(root, sound_hp, metadata_file)
+        return True
+    finally:
+        lock.release()
 
 
 def collect_jobs(args, hp, log=print) -> tuple:
@@ -216,12 +292,15 @@ def main(argv=None) -> int:
     except (CorpusError, OSError) as error:
         print(error, file=sys.stderr)
         return 2
+    jobs, non_utf8 = drop_non_utf8_names(jobs)
+    jobs, same_name = drop_same_name_sources(jobs)
+    rejected = Counter({'rejected: file name not UTF-8': non_utf8, 'rejected: same pattern name': same_name})
     if args.shard:
         shard, shards = args.shard
         jobs = jobs[shard::shards]
         print(f'shard {shard}/{shards}: {len(jobs)} files')
-    if jobs or skipped:
-        counts = generate(jobs, hp, args.max_workers, clean_temporaries=not args.shard) + skipped
+    if jobs or skipped or any(rejected.values()):
+        counts = generate(jobs, hp, args.max_workers, clean_temporaries=not args.shard) + skipped + rejected
         elapsed = time.time() - started
         print(f'{counts["generated"]} generated, {counts["skipped (already done)"]} skipped (already done), '
               f'{sum(value for key, value in counts.items() if key.startswith("rejected"))} rejected, '
@@ -238,9 +317,10 @@ def main(argv=None) -> int:
     for root, metadata_file in ((hp.Train.Train_Pattern.Path, hp.Train.Train_Pattern.Metadata_File),
                                 (hp.Train.Eval_Pattern.Path, hp.Train.Eval_Pattern.Metadata_File)):
         if root in roots and os.path.isdir(root):
-            if args.metadata:
-                remove_temporaries(root)
-            Patterns.build_metadata(root, hp.Sound, metadata_file)
+            if not args.metadata:
+                Patterns.build_metadata(root, hp.Sound, metadata_file)
+            elif not rebuild_metadata(root, metadata_file, hp.Sound):
+                return 1
             built += 1
     if not built:
         print(f'no pattern folder at {" or ".join(roots)}: nothing to build metadata from '

@@ -5,6 +5,7 @@ A pattern is a pickle (protocol 4) of {'Mel': float32 [frames, Mel_Dim], 'Speake
 them with `load_pickle`, which admits only dicts, lists, tuples, strings, numbers and numpy
 arrays, so a crafted file cannot run code.
 """
+import fcntl
 import glob
 import io
 import os
@@ -15,9 +16,12 @@ from collections import defaultdict
 import numpy as np
 from tqdm import tqdm
 
+from Atomic_Files import write_atomically
+
 PICKLE_PROTOCOL = 4
 PATTERN_SUFFIX = '.PICKLE'
 RECORDS_FOLDER = '.records'
+LOCK_FILE = '.lock'
 SOUND_KEYS = ('Spectrogram_Dim', 'Mel_Dim', 'Frame_Shift', 'Frame_Length', 'Sample_Rate', 'Max_Abs_Mel')
 
 _ALLOWED_GLOBALS = {
@@ -57,14 +61,6 @@ def load_pickle(path: str):
         raise pickle.UnpicklingError(f'{path}: not a readable pickle ({type(error).__name__}: {error})') from None
 
 
-def write_atomically(path: str, payload: bytes) -> None:
-    """Write under a temporary name, then rename: a killed run never leaves a truncated file."""
-    temporary = f'{path}.tmp-{os.getpid()}'
-    with open(temporary, 'wb') as stream:
-        stream.write(payload)
-    os.replace(temporary, path)
-
-
 def pattern_name(dataset: str, speaker: str, stem: str, video: str = None) -> str:
     """<Dataset>.<Speaker>[.<video>].<stem>.PICKLE, the seed's naming (speaker upper-cased)."""
     parts = [dataset, speaker.upper()] + ([video] if video else []) + [stem]
@@ -83,8 +79,9 @@ def pattern_bytes(mel: np.ndarray, speaker: str, dataset: str) -> bytes:
 
 
 class RecordWriter:
-    """Appends one line (file, dataset, speaker, frames) per written pattern, so that the
-    metadata build never has to re-open patterns. One file per process: no locking needed."""
+    """Appends one line (file, dataset, speaker, frames, bytes, mtime_ns) per written pattern,
+    so that the metadata build never has to re-open patterns. One file per process: no locking
+    needed. The pattern's size and modification time tie the line to the bytes it describes."""
 
     def __init__(self, root: str):
         folder = os.path.join(root, RECORDS_FOLDER)
@@ -92,23 +89,64 @@ class RecordWriter:
         self.path = os.path.join(folder, f'{socket.gethostname()}-{os.getpid()}.tsv')
         self._stream = open(self.path, 'a', encoding='utf-8', buffering=1)
 
-    def add(self, relative_file: str, dataset: str, speaker: str, frames: int) -> None:
-        self._stream.write(f'{relative_file}\t{dataset}\t{speaker}\t{frames}\n')
+    def add(self, relative_file: str, dataset: str, speaker: str, frames: int, written: os.stat_result) -> None:
+        """written: the pattern file's status as write_atomically returned it."""
+        self._stream.write(f'{relative_file}\t{dataset}\t{speaker}\t{frames}\t{written.st_size}\t{written.st_mtime_ns}\n')
 
     def close(self) -> None:
         self._stream.close()
 
 
+class RootLock:
+    """<root>/.lock (fcntl.flock), held by every run that writes patterns under root.
+
+    Runs that write patterns share it, so shards and concurrent runs proceed; removing
+    temporaries or rebuilding the metadata alone takes it exclusively, which proves that no
+    other run is half-way through a file. The OS releases it when the process ends, however it ends.
+    """
+
+    def __init__(self, root: str):
+        os.makedirs(root, exist_ok=True)
+        self.path = os.path.join(root, LOCK_FILE)
+        self._stream = open(self.path, 'a')
+
+    def exclusive(self) -> bool:
+        """Take the lock alone if no other run holds it; False if one does."""
+        try:
+            fcntl.flock(self._stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+
+    def share(self, log=print) -> None:
+        """Hold the lock with other writers (waits while one holds it alone)."""
+        try:
+            fcntl.flock(self._stream, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f'{self.path}: another Pattern_Generate run holds this alone (a --metadata or a clean-up); waiting for it')
+            fcntl.flock(self._stream, fcntl.LOCK_SH)
+
+    def release(self) -> None:
+        self._stream.close()
+
+
 def read_records(root: str) -> dict:
-    """{relative file: (dataset, speaker, frames)} from every record file under root.
-    A line cut short by a kill is ignored (its pattern is then found by the scan)."""
+    """{relative file: (dataset, speaker, frames, bytes, mtime_ns)} from the record files under root.
+
+    Files are read oldest first (by modification time) and lines in order, so the newest record
+    of a pattern wins. A line cut short by a kill, or of the older 4-field format, is ignored
+    (its pattern is then opened by the metadata build).
+    """
+    def age(path):
+        return os.stat(path).st_mtime_ns, path
+
     records = {}
-    for path in sorted(glob.glob(os.path.join(root, RECORDS_FOLDER, '*.tsv'))):
-        with open(path, encoding='utf-8') as stream:
+    for path in sorted(glob.glob(os.path.join(root, RECORDS_FOLDER, '*.tsv')), key=age):
+        with open(path, encoding='utf-8', errors='replace') as stream:
             for line in stream:
                 fields = line.rstrip('\n').split('\t')
-                if len(fields) == 4 and line.endswith('\n') and fields[3].isdigit():
-                    records[fields[0]] = (fields[1], fields[2], int(fields[3]))
+                if len(fields) == 6 and line.endswith('\n') and all(field.isdigit() for field in fields[3:]):
+                    records[fields[0]] = (fields[1], fields[2], *map(int, fields[3:]))
     return records
 
 
@@ -124,30 +162,63 @@ def list_patterns(root: str) -> list:
     return sorted(found)
 
 
+class MalformedPattern(ValueError):
+    """A pattern pickle that loads but is not {'Mel': [frames, Mel_Dim], 'Speaker': str, 'Dataset': str}."""
+
+
+def pattern_facts(pattern, mel_dim: int) -> tuple:
+    """(dataset, speaker, frames) of a loaded pattern; MalformedPattern says what is wrong."""
+    if not isinstance(pattern, dict) or not {'Mel', 'Speaker', 'Dataset'} <= set(pattern):
+        raise MalformedPattern("expected a dict with 'Mel', 'Speaker' and 'Dataset'")
+    mel = pattern['Mel']
+    if not isinstance(mel, np.ndarray) or mel.ndim != 2 or mel.shape[0] == 0 or mel.shape[1] != mel_dim:
+        shape = list(mel.shape) if isinstance(mel, np.ndarray) else type(mel).__name__
+        raise MalformedPattern(f'Mel is {shape}; expected [frames >= 1, {mel_dim}] (Sound.Mel_Dim)')
+    if not isinstance(pattern['Speaker'], str) or not isinstance(pattern['Dataset'], str):
+        raise MalformedPattern('Speaker and Dataset are not text')
+    return pattern['Dataset'], pattern['Speaker'], mel.shape[0]
+
+
+def _current_facts(root: str, files: list, records: dict) -> tuple:
+    """({file: (dataset, speaker, frames)} of files whose newest record matches the file on disk
+    (size and mtime), [files to open]): a file rewritten since its record is opened again."""
+    facts, to_open = {}, []
+    for file in files:
+        record = records.get(file)
+        try:
+            status = os.stat(os.path.join(root, file))
+        except FileNotFoundError:   # removed meanwhile
+            continue
+        if record is not None and record[3:] == (status.st_size, status.st_mtime_ns):
+            facts[file] = record[:3]
+        else:
+            to_open.append(file)
+    return facts, to_open
+
+
 def build_metadata(root: str, sound_hp, metadata_file: str = 'METADATA.PICKLE', log=print) -> dict:
     """Build <root>/<metadata_file> from the patterns on disk, in the seed's layout.
 
-    Facts come from the write records; a pattern without a record (made by the seed or another
-    tool) is opened once. Unreadable patterns are reported and left out. Returns the metadata.
+    Facts come from the write records where they still describe the file on disk; any other
+    pattern (made by the seed or another tool, or rewritten) is opened once. Unreadable patterns
+    and patterns whose Mel is not [frames, Mel_Dim] are named and left out. Returns the metadata.
     """
-    records = read_records(root) if os.path.isdir(os.path.join(root, RECORDS_FOLDER)) else {}
     files = list_patterns(root)
-    unrecorded = [file for file in files if file not in records]
-    unreadable = 0
-    for file in tqdm(unrecorded, desc='Scanning unrecorded patterns', unit='file', disable=not unrecorded):
+    facts, to_open = _current_facts(root, files, read_records(root))
+    left_out = 0
+    for file in tqdm(to_open, desc='Scanning unrecorded patterns', unit='file', disable=not to_open):
         try:
-            pattern = load_pickle(os.path.join(root, file))
-            records[file] = (pattern['Dataset'], pattern['Speaker'], int(pattern['Mel'].shape[0]))
-        except (pickle.UnpicklingError, KeyError, TypeError, AttributeError, IndexError) as error:
-            log(f'{os.path.join(root, file)}: skipped in metadata: {error}')
-            unreadable += 1
+            facts[file] = pattern_facts(load_pickle(os.path.join(root, file)), sound_hp.Mel_Dim)
+        except (pickle.UnpicklingError, MalformedPattern, OSError) as error:
+            log(f'{os.path.join(root, file)}: left out of the metadata: {error}')
+            left_out += 1
     metadata = {key: getattr(sound_hp, key) for key in SOUND_KEYS}
     metadata.update({'File_List': [], 'Mel_Length_Dict': {}, 'Dataset_Dict': {}, 'Speaker_Dict': {},
                      'File_List_by_Speaker_Dict': defaultdict(list)})
     for file in files:
-        if file not in records:
+        if file not in facts:
             continue
-        dataset, speaker, frames = records[file]
+        dataset, speaker, frames = facts[file]
         metadata['File_List'].append(file)
         metadata['Mel_Length_Dict'][file] = frames
         metadata['Dataset_Dict'][file] = dataset
@@ -157,7 +228,7 @@ def build_metadata(root: str, sound_hp, metadata_file: str = 'METADATA.PICKLE', 
     write_atomically(os.path.join(root, metadata_file), pickle.dumps(metadata, protocol=PICKLE_PROTOCOL))
     log(f'{os.path.join(root, metadata_file)}: {len(metadata["File_List"])} patterns of '
         f'{len(metadata["File_List_by_Speaker_Dict"])} speakers'
-        + (f' ({unreadable} unreadable patterns left out)' if unreadable else ''))
+        + (f' ({left_out} unreadable or malformed patterns left out)' if left_out else ''))
     return metadata
 
 

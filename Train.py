@@ -3,21 +3,18 @@
     python Train.py [-hp Hyper_Parameter.yaml] [-s STEP]
     torchrun --nproc_per_node=GPUS Train.py [-hp ...] [-s STEP]      # DistributedDataParallel
 
-Checkpoints go to <Checkpoint_Path>/S_<step>.pkl in the seed's layout ('Model', 'Optimizer',
-'Scheduler', 'Steps', 'Epochs') plus 'Loss', the state of the GE2E scale w and bias b; TensorBoard
-logs and t-SNE figures go to <Log_Path>. `-s STEP` resumes from S_<STEP>.pkl exactly: steps,
-epochs, learning-rate schedule, optimiser state, w and b. Ctrl-C (or SIGTERM) finishes the
-current step, saves a checkpoint and exits.
+Checkpoints go to <Checkpoint_Path>/S_<step>.pkl (Checkpoints.py: the seed's layout plus the GE2E
+w and b and the run's settings, and 'Batches', where the batches stand, when they come from the
+packed store: Batches.py); TensorBoard logs and t-SNE figures go to <Log_Path>. `-s STEP`
+resumes from S_<STEP>.pkl exactly: steps, epochs, learning-rate schedule, optimiser state, w and
+b. Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits.
 
-Other code calls `train(hp, resume_step)`; the tests call the pieces (`Trainer.train_step`,
-`Trainer.evaluate`, `save_checkpoint`, `load_checkpoint`, `list_checkpoints`).
+A Trainer holds one process's state, built in its constructor; Trainer.run is the loop. Other code
+calls `train(hp, resume_step)`; the tests call the pieces (`Trainer.train_step`, `Trainer.evaluate`).
 """
 import argparse
-import io
 import math
 import os
-import re
-import signal
 import sys
 import time
 
@@ -25,20 +22,20 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import Batches
 import Cpu_Defaults
 import Datasets
-from Cpu_Defaults import cpu_has_bfloat16
-from Hyper_Parameters import HyperParameterError, load_hyper_parameters, save_hyper_parameters
-from Inference import InferenceError, build_model, load_state_dict, tsne_figure
+import Runtime
+from Evaluation import Evaluation
+from Checkpoints import (CheckpointError, checkpoint_file, encoder_state, list_checkpoints, load_checkpoint,
+                         load_encoder_state, missing_checkpoint_message, save_checkpoint, save_hyper_parameters_beside,
+                         select_device)
+from Hyper_Parameters import HyperParameterError, load_hyper_parameters, to_dict
 from Loss import GE2ELoss
-from Metrics import equal_error_rate
 from Modules import Encoder
-from Patterns import MetadataError, write_atomically
+from Patterns import MetadataError
 
 MAX_NONFINITE_IN_A_ROW = 10
-EER_MAX_UTTERANCES = 5000         # pairs grow with the square: the EER uses at most this many utterances
-TSNE_SPEAKERS = 10
-EVAL_SEED = 0
 
 
 class TrainingError(RuntimeError):
@@ -59,146 +56,116 @@ class EncoderWithLoss(torch.nn.Module):
         return self.loss(embeddings.view(-1, self.utterances_per_speaker, embeddings.size(-1)))   # [N, M, D]
 
 
-# ----------------------------------------------------------------------------------- checkpoints
+class LoggingWindow:
+    """The losses and the time spent waiting for batches since the last logged step."""
 
-def checkpoint_file(checkpoint_path: str, step: int) -> str:
-    return os.path.join(checkpoint_path, f'S_{step}.pkl')
+    def __init__(self, utterances_per_step: int):
+        self.utterances_per_step = utterances_per_step
+        self.reset()
 
+    def reset(self) -> None:
+        self.losses, self.waited, self.started = [], 0.0, time.perf_counter()
 
-def list_checkpoints(checkpoint_path: str) -> list:
-    """Steps of the S_<step>.pkl files in checkpoint_path, ascending."""
-    if not os.path.isdir(checkpoint_path):
-        return []
-    return sorted(int(match.group(1)) for name in os.listdir(checkpoint_path)
-                  if (match := re.fullmatch(r'S_(\d+)\.pkl', name)))
+    def mean_loss(self) -> float:
+        return float(np.mean(self.losses))
 
+    def utterances_per_second(self) -> float:
+        return len(self.losses) * self.utterances_per_step / (time.perf_counter() - self.started)
 
-def save_checkpoint(state: dict, path: str) -> None:
-    """torch.save, written atomically: a kill never leaves a truncated checkpoint."""
-    os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    write_atomically(path, buffer.getvalue())
+    def wait_share(self) -> float:
+        return self.waited / (time.perf_counter() - self.started)
 
 
-def load_checkpoint(path: str) -> dict:
-    """A checkpoint of this project or of the seed, loaded as data only (weights_only)."""
-    return torch.load(path, map_location='cpu', weights_only=True)
+# ------------------------------------------------------------------------------------ helpers
+
+def training_data(hp, process: Runtime.TorchrunProcess, device: torch.device, workers: int, log) -> tuple:
+    """(dataset, sampler or None, loader) of the training speakers; under torchrun every rank
+    shuffles the speakers alike (seed 0, the epoch) and takes its own share. The loader is
+    Batches.training_batches: threads over the packed store, or DataLoader workers over the pickles."""
+    train_hp, batch = hp.Train, hp.Train.Batch.Train
+    dataset = Datasets.load_speaker_dataset(train_hp.Train_Pattern, hp.Sound, batch.Pattern_per_Speaker,
+                                            train_hp.Use_Pattern_Cache, use_store=train_hp.Use_Packed_Store, log=log)
+    log(f'{train_hp.Train_Pattern.Path}: {len(dataset)} training speakers with at least '
+        f'{batch.Pattern_per_Speaker} patterns, {dataset.left_out} with fewer left out '
+        f'(Train.Batch.Train.Pattern_per_Speaker); reading '
+        + ('its packed store' if dataset.store is not None else 'the pattern pickles'))
+    Datasets.check_enough_speakers(dataset, batch.Speaker, process.world_size)
+    sampler = torch.utils.data.DistributedSampler(dataset, drop_last=True) if process.distributed else None
+    loader = Batches.training_batches(dataset, batch.Speaker, train_hp.Frame_Length.Min, train_hp.Frame_Length.Max,
+                                      workers, device, sampler)
+    return dataset, sampler, loader
 
 
-def missing_checkpoint_message(checkpoint_path: str, step: int) -> str:
-    steps = list_checkpoints(checkpoint_path)
-    found = (f'checkpoints there: {", ".join(f"S_{s}.pkl" for s in steps)} (resume the last with -s {steps[-1]})'
-             if steps else 'there are no checkpoints there (start from scratch without -s)')
-    return f'{checkpoint_file(checkpoint_path, step)}: no such checkpoint; {found}'
-
-
-# -------------------------------------------------------------------------------- devices, DDP
-
-def distributed_environment() -> tuple:
-    """(rank, world_size, local_rank) as torchrun sets them; (0, 1, 0) for a plain run."""
-    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
-
-
-def select_device(device_key, local_rank: int, distributed: bool, log) -> torch.device:
-    """The Device key: '-1' is the CPU, otherwise a CUDA index (under torchrun, each process
-    takes its LOCAL_RANK). Without CUDA, the CPU with a warning."""
-    key = str(device_key).split(',')[0].strip()
-    if key == '-1':
-        return torch.device('cpu')
-    if not torch.cuda.is_available():
-        log(f"Warning: Device is '{device_key}' but CUDA is not available here: training on the CPU "
-            f"(set Device: '-1' to choose the CPU and silence this warning).")
-        return torch.device('cpu')
-    return torch.device('cuda', local_rank if distributed else int(key))
-
-
-def configure_cpu_arithmetic() -> None:
-    """Flush denormal floats to zero, as GPUs do. Gradients that fade through an LSTM's frames
-    reach the denormal range, where x86 arithmetic is many times slower: a training step of
-    4 x 4 utterances on 550-frame crops of synthetic patterns took 6.3 s instead of 0.85 s on
-    one core. Threads inherit the setting when they are created, so Train.py calls this before the
-    first parallel torch operation; called later, it covers the calling thread only."""
-    torch.set_flush_denormal(True)
-
-
-class StopRequest:
-    """The first Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current step, save
-    and exit; a second Ctrl-C interrupts at once."""
-
-    def __init__(self):
-        self.signal_name = None
-        self._previous = {}
-
-    def __enter__(self):
-        if hasattr(signal, 'SIGTERM'):
-            for number in (signal.SIGINT, signal.SIGTERM):
-                self._previous[number] = signal.signal(number, self._handle)
-        return self
-
-    def __exit__(self, *exception):
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-
-    def _handle(self, number, frame):
-        if self.signal_name is not None and number == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.signal_name = signal.Signals(number).name
-
-
-# ------------------------------------------------------------------------------------- evaluation
-
-def verification_eer(embeddings: torch.Tensor, labels: list) -> float:
-    """EER (fraction) of cosine scores over every pair of (L2-normalised) utterance embeddings."""
-    embeddings, labels = embeddings[:EER_MAX_UTTERANCES], labels[:EER_MAX_UTTERANCES]
-    scores = embeddings @ embeddings.T
-    codes = {label: code for code, label in enumerate(dict.fromkeys(labels))}
-    codes = torch.tensor([codes[label] for label in labels])
-    first, second = torch.triu_indices(len(labels), len(labels), offset=1)
-    return equal_error_rate(scores[first, second].numpy(), (codes[first] == codes[second]).numpy())
+def nonfinite_stop_message(step: int, in_a_row: int, checkpoint_path: str) -> str:
+    last = ', '.join(f'S_{s}' for s in list_checkpoints(checkpoint_path)[-1:]) or 'none'
+    return (f'Stopped at step {step}: the loss was not finite in {in_a_row} steps in a row, so no checkpoint was '
+            f'written. Resume from the last checkpoint ({last}) with a lower Train.Learning_Rate.Initial, or check '
+            f'the patterns.')
 
 
 # ------------------------------------------------------------------------------------- trainer
 
 class Trainer:
-    """Everything one training process holds: data, model, loss, optimiser, logs.
+    """Everything one training process holds, all set here: data, model, loss, optimiser,
+    counters, logs. Rank 0 (or the only process) logs, evaluates and saves; other ranks only train.
 
-    Rank 0 (or the only process) logs, evaluates and saves; other ranks only train.
+    command: how the run was started, for the resume hint printed on Ctrl-C. init_checkpoint:
+    fine-tune from another run's checkpoint (Train.py --init) instead of starting from scratch.
     """
 
-    def __init__(self, hp, resume_step: int = 0, log=None, init_checkpoint: str = None):
-        self.hp = hp
-        self.rank, self.world_size, local_rank = distributed_environment()
-        self.distributed = self.world_size > 1
-        self.is_main = self.rank == 0
+    def __init__(self, hp, resume_step: int = 0, log=None, command: str = 'python Train.py',
+                 init_checkpoint: str = None):
+        self.hp, self.command = hp, command
+        self.process = Runtime.torchrun_process()
+        self.distributed, self.is_main = self.process.distributed, self.process.is_main
         self.log = (log or tqdm.write) if self.is_main else (lambda message: None)
         if resume_step and not os.path.isfile(checkpoint_file(hp.Checkpoint_Path, resume_step)):
             raise TrainingError(missing_checkpoint_message(hp.Checkpoint_Path, resume_step))
-        self.device = select_device(hp.Device, local_rank, self.distributed, self.log)
-        configure_cpu_arithmetic()
-        if self.distributed and not torch.distributed.is_initialized():
-            torch.distributed.init_process_group('nccl' if self.device.type == 'cuda' else 'gloo')
+        self.device = select_device(hp.Device, local_rank=self.process.local_rank if self.distributed else None,
+                                    warn=lambda message: self.log(f'Warning: {message}'))
+        Runtime.configure_cpu_arithmetic()      # before the first parallel torch operation
+        if self.distributed:
+            Runtime.join_process_group(self.device)
         if self.device.type == 'cuda':
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.benchmark = True
-        # A fresh data stream per rank and per resumption (DDP copies rank 0's initial weights).
-        torch.manual_seed(1_000_003 * self.rank + resume_step)
-        self.steps, self.epochs = 0, 0
+        # A fresh data stream per rank and per resumption (DDP copies rank 0's initial weights); the
+        # packed store's batches instead go on from where the checkpoint left them (Batches.py).
+        torch.manual_seed(1_000_003 * self.process.rank + resume_step)
         # Mixed precision: float16 with loss scaling on CUDA; bfloat16 (float32's range, no
         # scaling) on CPUs with native bfloat16 arithmetic.
         self.autocast_dtype = torch.float16 if self.device.type == 'cuda' else torch.bfloat16
-        self.mixed_precision = bool(hp.Train.Mixed_Precision) and (self.device.type == 'cuda' or cpu_has_bfloat16())
+        self.mixed_precision = bool(hp.Train.Mixed_Precision) and (self.device.type == 'cuda' or Runtime.cpu_has_bfloat16())
         if hp.Train.Mixed_Precision and not self.mixed_precision:
             self.log('Train.Mixed_Precision: this CPU has no native bfloat16 arithmetic: training in float32.')
         # Threads and loader workers that fit this CPU (Cpu_Defaults); each torchrun process gets its share.
         threads, self.num_workers = Cpu_Defaults.training(
             hp.Train.Num_Workers, self.device.type, self.mixed_precision,
-            max(1, Cpu_Defaults.usable_cores() // self.world_size))
+            max(1, Cpu_Defaults.usable_cores() // self.process.world_size))
         if threads is not None:
             self.log(f'CPU training in {"bfloat16" if self.mixed_precision else "float32"}: '
                      f'{Cpu_Defaults.set_threads(threads)} torch threads, {self.num_workers} loader workers')
-        self._build_data()
-        self._build_model()
+
+        self.train_dataset, self.train_sampler, self.train_loader = training_data(
+            hp, self.process, self.device, self.num_workers, self.log)
+        self.evaluation = Evaluation.of(hp, self.num_workers, self.log) if self.is_main else None
+
+        self.encoder = Encoder.from_hyper_parameters(hp).to(self.device)
+        self.loss = GE2ELoss.from_hyper_parameters(hp).to(self.device)
+        model = EncoderWithLoss(self.encoder, self.loss, hp.Train.Batch.Train.Pattern_per_Speaker)
+        self.model = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[self.device.index] if self.device.type == 'cuda' else None) if self.distributed else model
+        # One group, the encoder's parameters first: the order of the seed's optimiser state.
+        learning_rate = hp.Train.Learning_Rate
+        self.optimizer = torch.optim.RAdam(list(self.encoder.parameters()) + list(self.loss.parameters()),
+                                           lr=learning_rate.Initial, eps=learning_rate.Epsilon)
+        self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=learning_rate.Decay_Step,
+                                                         gamma=learning_rate.Decay_Rate)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.mixed_precision and self.device.type == 'cuda')
+
+        self.steps, self.epochs = 0, 0
+        self.skipped_steps, self.nonfinite_in_a_row = 0, 0
+        self.outcome = None                     # after run(): 'finished' or the name of the signal that stopped it
         if resume_step:
             self.load(resume_step)
         elif init_checkpoint:
@@ -206,87 +173,102 @@ class Trainer:
         self.writer = None
         if self.is_main:
             from tensorboardX import SummaryWriter
-            os.makedirs(hp.Checkpoint_Path, exist_ok=True)
-            save_hyper_parameters(hp, os.path.join(hp.Checkpoint_Path, 'Hyper_Parameter.yaml'))
+            save_hyper_parameters_beside(hp, hp.Checkpoint_Path)
             self.writer = SummaryWriter(hp.Log_Path)
             self.log(f'Run directory: {os.path.abspath(hp.Log_Path)} (tensorboard --logdir {hp.Log_Path}); '
                      f'checkpoints: {os.path.abspath(hp.Checkpoint_Path)}')
-        self.skipped_steps = 0
-        self.outcome = None
-        self.command = 'python Train.py'          # for the resume hint; main() adds its -hp
 
-    # -- set-up
+    # -- the loop
 
-    def _build_data(self) -> None:
+    def run(self) -> str:
+        """Train to Train.Max_Step. Returns (and keeps in self.outcome) 'finished' or the name of the
+        signal that stopped it."""
         train_hp = self.hp.Train
-        batch = train_hp.Batch.Train
-        self.train_dataset = Datasets.load_speaker_dataset(
-            train_hp.Train_Pattern, self.hp.Sound, batch.Pattern_per_Speaker, train_hp.Use_Pattern_Cache,
-            use_store=train_hp.Use_Packed_Store, log=self.log)
-        self.log(f'{train_hp.Train_Pattern.Path}: {len(self.train_dataset)} training speakers with at least '
-                 f'{batch.Pattern_per_Speaker} patterns, {self.train_dataset.left_out} with fewer left out '
-                 f'(Train.Batch.Train.Pattern_per_Speaker); reading '
-                 + ('its packed store' if self.train_dataset.store is not None else 'the pattern pickles'))
-        Datasets.check_enough_speakers(self.train_dataset, batch.Speaker, self.world_size)
-        # Under DDP every rank shuffles the speakers alike (seed 0, the epoch) and takes its own share.
-        sampler = torch.utils.data.DistributedSampler(self.train_dataset, drop_last=True) if self.distributed else None
-        self.train_sampler = sampler
-        self.train_loader = Datasets.make_loader(
-            self.train_dataset, Datasets.TrainCollater(train_hp.Frame_Length.Min, train_hp.Frame_Length.Max),
-            batch.Speaker, self.num_workers, training=True, pin_memory=self.device.type == 'cuda', sampler=sampler)
-        self.eval_dataset, self.eval_loader = None, None
-        if self.is_main:
-            self._build_evaluation_data()
+        if train_hp.Initial_Inference and self.steps == 0:
+            self.evaluate()
+        window = LoggingWindow(train_hp.Batch.Train.Speaker * train_hp.Batch.Train.Pattern_per_Speaker
+                               * self.process.world_size)
+        batches = self.batches(window)
+        self.outcome = 'finished'
+        with Runtime.StopRequest() as stop, tqdm(initial=self.steps, total=train_hp.Max_Step, desc='[Training]',
+                                                 unit='step', disable=not self.is_main, dynamic_ncols=True) as bar:
+            while self.steps < train_hp.Max_Step:
+                loss, stop_everywhere = self.train_step(next(batches), stop.requested)
+                if loss is None:
+                    self.skip_step()                    # raises TrainingError after too many in a row
+                else:
+                    self.nonfinite_in_a_row = 0
+                    window.losses.append(loss)
+                    bar.update(1)
+                    bar.set_postfix({'loss': f'{window.mean_loss():.4f}',
+                                     'utterances/s': f'{window.utterances_per_second():.1f}'}, refresh=False)
+                    if self.steps % train_hp.Logging_Interval == 0:
+                        self.log_training(window)
+                        window.reset()
+                    if self.steps % train_hp.Checkpoint_Save_Interval == 0 or self.steps >= train_hp.Max_Step:
+                        self.save()
+                    if self.steps % train_hp.Evaluation_Interval == 0:
+                        self.evaluate()
+                # Alone, stop after the step a signal arrived in; under DDP, when every rank knows of it.
+                if stop_everywhere or (not self.distributed and stop.requested):
+                    self.outcome = stop.signal_name or 'SIGINT'          # or another rank's signal
+                    break
+        if self.outcome != 'finished':
+            if not os.path.isfile(checkpoint_file(self.hp.Checkpoint_Path, self.steps)):
+                self.save()
+            self.log(f'{self.outcome}: stopped at step {self.steps}; resume with: {self.command} -s {self.steps}')
+        else:
+            self.log(f'Finished training at step {self.steps}.')
+        if self.writer is not None:
+            self.writer.close()
+        return self.outcome
 
-    def _build_evaluation_data(self) -> None:
-        train_hp = self.hp.Train
-        batch = train_hp.Batch.Eval
-        try:
-            dataset = Datasets.load_speaker_dataset(
-                train_hp.Eval_Pattern, self.hp.Sound, batch.Pattern_per_Speaker, False, fixed_seed=EVAL_SEED,
-                use_store=train_hp.Use_Packed_Store, log=self.log)
-        except MetadataError as error:
-            self.log(f'{error}\nTraining goes on without evaluation (no evaluation loss, EER or t-SNE figures); '
-                     f'for evaluation, generate patterns with python Pattern_Generate.py -vc1t DIR.')
+    def batches(self, window: LoggingWindow):
+        """Training batches without end, counting epochs; the time spent waiting for each is
+        added to window.waited."""
+        while True:
+            if self.train_sampler is not None:
+                self.train_sampler.set_epoch(self.epochs)
+            iterator = iter(self.train_loader)
+            while True:
+                started = time.perf_counter()
+                mels = next(iterator, None)
+                window.waited += time.perf_counter() - started
+                if mels is None:
+                    break
+                yield mels
+            self.epochs += 1
+
+    def skip_step(self) -> None:
+        """Count a step skipped for a non-finite loss or gradient; stop after MAX_NONFINITE_IN_A_ROW in a row."""
+        self.skipped_steps += 1
+        self.nonfinite_in_a_row += 1
+        self.log(f'Step {self.steps + 1}: non-finite loss or gradient, step skipped '
+                 f'({self.skipped_steps} skipped in this run, {self.nonfinite_in_a_row} in a row)')
+        if self.nonfinite_in_a_row >= MAX_NONFINITE_IN_A_ROW:
+            raise TrainingError(nonfinite_stop_message(self.steps, self.nonfinite_in_a_row, self.hp.Checkpoint_Path))
+
+    def log_training(self, window: LoggingWindow) -> None:
+        """TensorBoard scalars of the window's steps (rank 0)."""
+        if not self.is_main:
             return
-        if len(dataset) < 2:
-            self.log(f'{train_hp.Eval_Pattern.Path}: {len(dataset)} evaluation speakers with at least '
-                     f'{batch.Pattern_per_Speaker} patterns (Train.Batch.Eval.Pattern_per_Speaker); evaluation '
-                     f'needs 2 or more: training goes on without evaluation.')
-            return
-        self.log(f'{train_hp.Eval_Pattern.Path}: {len(dataset)} evaluation speakers of {batch.Pattern_per_Speaker} '
-                 f'patterns, {dataset.left_out} with fewer left out')
-        inference = train_hp.Inference
-        collater = Datasets.EvalCollater(train_hp.Frame_Length.Min, train_hp.Frame_Length.Max, inference.Samples,
-                                         inference.Frame_Length, inference.Overlap_Length, EVAL_SEED)
-        self.eval_dataset = dataset
-        self.eval_loader = Datasets.make_loader(dataset, collater, batch.Speaker, self.num_workers, training=False)
-
-    def _build_model(self) -> None:
-        train_hp = self.hp.Train
-        self.encoder = Encoder.from_hyper_parameters(self.hp).to(self.device)
-        self.loss = GE2ELoss.from_hyper_parameters(self.hp).to(self.device)
-        model = EncoderWithLoss(self.encoder, self.loss, train_hp.Batch.Train.Pattern_per_Speaker)
-        if self.distributed:
-            model = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[self.device.index] if self.device.type == 'cuda' else None)
-        self.model = model
-        # One group, the encoder's parameters first: the order of the seed's optimiser state.
-        self.optimizer = torch.optim.RAdam(
-            list(self.encoder.parameters()) + list(self.loss.parameters()),
-            lr=train_hp.Learning_Rate.Initial, eps=train_hp.Learning_Rate.Epsilon)
-        self.scheduler = torch.optim.lr_scheduler.StepLR(
-            self.optimizer, step_size=train_hp.Learning_Rate.Decay_Step, gamma=train_hp.Learning_Rate.Decay_Rate)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.mixed_precision and self.device.type == 'cuda')
+        scalars = {'train/loss': window.mean_loss(), 'train/learning_rate': self.scheduler.get_last_lr()[0],
+                   'train/w': self.loss.w.item(), 'train/b': self.loss.b.item(),
+                   'train/utterances_per_second': window.utterances_per_second(),
+                   'train/data_wait_share': window.wait_share(), 'train/skipped_steps': self.skipped_steps}
+        for tag, value in scalars.items():
+            self.writer.add_scalar(tag, value, self.steps)
 
     # -- checkpoints
 
     def state(self) -> dict:
         state = {'Model': self.encoder.state_dict(), 'Optimizer': self.optimizer.state_dict(),
                  'Scheduler': self.scheduler.state_dict(), 'Steps': self.steps, 'Epochs': self.epochs,
-                 'Loss': self.loss.state_dict()}
+                 'Loss': self.loss.state_dict(), 'Hyper_Parameters': to_dict(self.hp)}
         if self.scaler.is_enabled():
             state['Scaler'] = self.scaler.state_dict()
+        if isinstance(self.train_loader, Batches.StoreBatches):
+            state['Batches'] = self.train_loader.state_dict()
         return state
 
     def save(self) -> str:
@@ -299,7 +281,7 @@ class Trainer:
     def load(self, step: int) -> None:
         path = checkpoint_file(self.hp.Checkpoint_Path, step)
         state = load_checkpoint(path)
-        self.encoder.load_state_dict(state['Model'])
+        load_encoder_state(self.encoder, encoder_state(state, path), self.hp, path)
         optimizer_state = state['Optimizer']
         if 'Loss' in state:
             self.loss.load_state_dict(state['Loss'])
@@ -314,6 +296,8 @@ class Trainer:
         if 'Scaler' in state and self.scaler.is_enabled():
             self.scaler.load_state_dict(state['Scaler'])
         self.steps, self.epochs = int(state['Steps']), int(state['Epochs'])
+        if isinstance(self.train_loader, Batches.StoreBatches):   # the next batch of the run that saved
+            self.train_loader.load_state_dict(state.get('Batches', {'epoch': self.epochs, 'batch': 0}))
         self.log(f'Resumed from {path}: step {self.steps}, epoch {self.epochs}, '
                  f'learning rate {self.scheduler.get_last_lr()[0]:g}')
 
@@ -321,18 +305,18 @@ class Trainer:
         """Fine-tuning: the encoder (and GE2E w, b where the checkpoint has them) of another run's
         checkpoint or a seed one, at step 0 with this run's fresh optimiser and schedule."""
         try:
-            state, steps = load_state_dict(path)
-            self.encoder.load_state_dict(build_model(state, self.hp, path).state_dict())
-        except InferenceError as error:
+            checkpoint = load_checkpoint(path)
+            load_encoder_state(self.encoder, encoder_state(checkpoint, path), self.hp, path)
+        except CheckpointError as error:
             raise TrainingError(f'--init {error}') from None
-        loss_state = torch.load(path, map_location='cpu', weights_only=True).get('Loss')
+        loss_state = checkpoint.get('Loss')
         if isinstance(loss_state, dict) and set(loss_state) == {'w', 'b'}:
             self.loss.load_state_dict(loss_state)
             origin = f'w = {self.loss.w.item():g}, b = {self.loss.b.item():g} from it'
         else:
             origin = f'no w and b in it: they start at w = {self.loss.w.item():g}, b = {self.loss.b.item():g}'
-        self.log(f'Fine-tuning from {path} (its step {steps}): encoder weights loaded, {origin}; '
-                 f'training starts at step 0 with a fresh optimiser and schedule')
+        self.log(f'Fine-tuning from {path} (its step {int(checkpoint.get("Steps", -1))}): encoder weights loaded, '
+                 f'{origin}; training starts at step 0 with a fresh optimiser and schedule')
 
     # -- one step
 
@@ -344,7 +328,7 @@ class Trainer:
         asked to stop. One host-device synchronisation per step.
         """
         mels = mels.to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.mixed_precision):
+        with self.autocast():
             loss = self.model(mels)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -357,7 +341,7 @@ class Trainer:
                               torch.tensor(float(stop_requested), device=loss.device)])
         if self.distributed:
             torch.distributed.all_reduce(report)
-            report[0] /= self.world_size
+            report[0] /= self.process.world_size
         loss_value, norm_value, stops = report.tolist()
         if not (math.isfinite(loss_value) and math.isfinite(norm_value)):
             self.optimizer.zero_grad(set_to_none=True)
@@ -372,157 +356,29 @@ class Trainer:
 
     # -- evaluation
 
-    @torch.no_grad()
-    def embed_evaluation_set(self) -> dict:
-        """Embeddings of the evaluation speakers (the same utterances and crops every time):
-        'single' and 'multi' L2-normalised [utterances, D], 'labels' ['dataset.speaker'], and
-        'loss', the mean GE2E loss over the evaluation batches."""
-        utterances = self.hp.Train.Batch.Eval.Pattern_per_Speaker
-        samples = self.hp.Train.Inference.Samples
-        self.encoder.eval()
-        singles, multis, labels, losses = [], [], [], []
-        try:
-            for batch in self.eval_loader:
-                speakers = len(batch['indices'])
-                with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.mixed_precision):
-                    single = self.encoder(batch['single'].to(self.device, non_blocking=True)).float()   # [N * M, D]
-                    multi = self.encoder(batch['multi'].to(self.device, non_blocking=True)).float()     # [N * M * S, D]
-                if speakers >= 2:
-                    losses.append(self.loss(single.view(speakers, utterances, -1)).item())
-                multi = multi.view(speakers * utterances, samples, -1).mean(dim=1)
-                singles.append(torch.nn.functional.normalize(single, dim=1).cpu())
-                multis.append(torch.nn.functional.normalize(multi, dim=1).cpu())
-                labels.extend(self.eval_dataset.label(index) for index in batch['indices'] for _ in range(utterances))
-        finally:
-            self.encoder.train()
-        return {'single': torch.cat(singles), 'multi': torch.cat(multis), 'labels': labels,
-                'loss': float(np.mean(losses)) if losses else float('nan')}
+    def autocast(self):
+        """The training's precision: float16 autocast on CUDA, bfloat16 on CPUs, or none."""
+        return torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.mixed_precision)
 
     def evaluate(self) -> dict:
-        """Evaluation loss (mean over batches), EER of multi- and single-slice embeddings,
-        t-SNE figures and the embedding projector, logged at the current step. Rank 0 only."""
-        if self.eval_loader is None or not self.is_main:
+        """Evaluation.run at the current step; nothing without evaluation data or off rank 0."""
+        if self.evaluation is None:
             return {}
-        started = time.perf_counter()
-        result = self.embed_evaluation_set()
-        result['eer'] = verification_eer(result['multi'], result['labels'])
-        result['eer_single'] = verification_eer(result['single'], result['labels'])
-        self.writer.add_scalar('evaluation/loss', result['loss'], self.steps)
-        self.writer.add_scalar('evaluation/eer', result['eer'], self.steps)
-        self.writer.add_scalar('evaluation/eer_single', result['eer_single'], self.steps)
-        shown = TSNE_SPEAKERS * self.hp.Train.Batch.Eval.Pattern_per_Speaker
-        labels = result['labels'][:shown]
-        figures = os.path.join(self.hp.Log_Path, 'Figures')
-        os.makedirs(figures, exist_ok=True)
-        import matplotlib.pyplot as plt
-        for kind, title in (('single', 'one crop of Min..Max frames'), ('multi', 'multi-slice average')):
-            figure = tsne_figure(result[kind][:shown].numpy(), labels, f'Step {self.steps}: {title}')
-            figure.savefig(os.path.join(figures, f'S{self.steps}_{kind}.png'), dpi=120, bbox_inches='tight')
-            self.writer.add_figure(f'evaluation/tsne_{kind}', figure, self.steps)
-            plt.close(figure)
-        self.writer.add_embedding(result['multi'][:shown], metadata=labels, global_step=self.steps,
-                                  tag='evaluation/multi_slice')
-        self.writer.flush()
-        self.log(f'Step {self.steps}: evaluation loss {result["loss"]:.4f}, EER {100 * result["eer"]:.2f}% '
-                 f'(single crop {100 * result["eer_single"]:.2f}%) over {len(result["labels"])} utterances of '
-                 f'{len(dict.fromkeys(result["labels"]))} speakers, {time.perf_counter() - started:.1f} s; '
-                 f'figures in {figures}')
-        return result
-
-    # -- the loop
-
-    def run(self) -> str:
-        """Train to Train.Max_Step. Returns 'finished' or the name of the signal that stopped it."""
-        train_hp = self.hp.Train
-        utterances = train_hp.Batch.Train.Speaker * train_hp.Batch.Train.Pattern_per_Speaker * self.world_size
-        if train_hp.Initial_Inference and self.steps == 0:
-            self.evaluate()
-        bar = tqdm(initial=self.steps, total=train_hp.Max_Step, desc='[Training]', unit='step',
-                   disable=not self.is_main, dynamic_ncols=True)
-        losses, waited, window_started = [], 0.0, time.perf_counter()
-        nonfinite_in_a_row = 0
-        outcome = 'finished'
-        with StopRequest() as stop:
-            while self.steps < train_hp.Max_Step and outcome == 'finished':
-                if self.train_sampler is not None:
-                    self.train_sampler.set_epoch(self.epochs)
-                batches = iter(self.train_loader)
-                while True:
-                    wait_started = time.perf_counter()
-                    mels = next(batches, None)
-                    waited += time.perf_counter() - wait_started
-                    if mels is None:
-                        self.epochs += 1
-                        break
-                    loss, stop_now = self.train_step(mels, stop.signal_name is not None)
-                    # Alone, stop after the step a signal arrived in; under DDP, when all ranks know.
-                    stop_now = stop_now or (not self.distributed and stop.signal_name is not None)
-                    if loss is None:
-                        nonfinite_in_a_row += 1
-                        self.skipped_steps += 1
-                        self.log(f'Step {self.steps + 1}: non-finite loss or gradient, step skipped '
-                                 f'({self.skipped_steps} skipped in this run, {nonfinite_in_a_row} in a row)')
-                        if nonfinite_in_a_row >= MAX_NONFINITE_IN_A_ROW:
-                            bar.close()
-                            raise TrainingError(
-                                f'Stopped at step {self.steps}: the loss was not finite in {nonfinite_in_a_row} '
-                                f'steps in a row, so no checkpoint was written. Resume from the last checkpoint '
-                                f'({", ".join(f"S_{s}" for s in list_checkpoints(self.hp.Checkpoint_Path)[-1:]) or "none"}) '
-                                f'with a lower Train.Learning_Rate.Initial, or check the patterns.')
-                    else:
-                        nonfinite_in_a_row = 0
-                        losses.append(loss)
-                        bar.update(1)
-                        elapsed = time.perf_counter() - window_started
-                        bar.set_postfix({'loss': f'{np.mean(losses):.4f}',
-                                         'utterances/s': f'{len(losses) * utterances / elapsed:.1f}'}, refresh=False)
-                        if self.steps % train_hp.Logging_Interval == 0:
-                            self._log_training(losses, waited, elapsed, utterances)
-                            losses, waited, window_started = [], 0.0, time.perf_counter()
-                        if self.steps % train_hp.Checkpoint_Save_Interval == 0 or self.steps >= train_hp.Max_Step:
-                            self.save()
-                        if self.steps % train_hp.Evaluation_Interval == 0:
-                            self.evaluate()
-                    if stop_now:
-                        outcome = stop.signal_name or 'SIGINT'   # another rank's signal
-                        break
-                    if self.steps >= train_hp.Max_Step:
-                        break
-        bar.close()
-        if outcome != 'finished':
-            path = checkpoint_file(self.hp.Checkpoint_Path, self.steps)
-            if not os.path.isfile(path):
-                self.save()
-            self.log(f'{outcome}: stopped at step {self.steps}; resume with: {self.command} -s {self.steps}')
-        else:
-            self.log(f'Finished training at step {self.steps}.')
-        if self.writer is not None:
-            self.writer.close()
-        return outcome
-
-    def _log_training(self, losses: list, waited: float, elapsed: float, utterances: int) -> None:
-        if not self.is_main:
-            return
-        scalars = {'train/loss': float(np.mean(losses)), 'train/learning_rate': self.scheduler.get_last_lr()[0],
-                   'train/w': self.loss.w.item(), 'train/b': self.loss.b.item(),
-                   'train/utterances_per_second': len(losses) * utterances / elapsed,
-                   'train/data_wait_share': waited / elapsed, 'train/skipped_steps': self.skipped_steps}
-        for tag, value in scalars.items():
-            self.writer.add_scalar(tag, value, self.steps)
+        return self.evaluation.run(self.encoder, self.loss, self.device, self.autocast, self.steps, self.writer, self.log)
 
 
 def train(hp, resume_step: int = 0, log=None, command: str = 'python Train.py', init_checkpoint: str = None) -> Trainer:
-    """Train with hyper-parameters hp (Hyper_Parameters.load_hyper_parameters), from scratch or
-    from checkpoint S_<resume_step>; `command` starts the resume hint printed on Ctrl-C. Raises
-    TrainingError, MetadataError or Datasets.DatasetConfigurationError with a how-to when it
-    cannot start or go on."""
-    trainer = Trainer(hp, resume_step, log, init_checkpoint)
-    trainer.command = command
+    """Train with hyper-parameters hp (Hyper_Parameters.load_hyper_parameters), from scratch, from
+    checkpoint S_<resume_step>, or fine-tuning from init_checkpoint; `command` starts the resume
+    hint printed on Ctrl-C. Raises
+    TrainingError, CheckpointError, MetadataError or Datasets.DatasetConfigurationError with a
+    how-to when it cannot start or go on."""
+    trainer = Trainer(hp, resume_step, log, command, init_checkpoint)
     try:
-        trainer.outcome = trainer.run()
+        trainer.run()
     finally:
-        if trainer.distributed and torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        if trainer.distributed:
+            Runtime.leave_process_group()
     return trainer
 
 
@@ -535,12 +391,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.init and args.steps:
         parser.error('-s resumes this run and --init starts a new one from another checkpoint: give one of them')
-    configure_cpu_arithmetic()
+    command = 'python Train.py' + ('' if args.hyper_parameters == 'Hyper_Parameter.yaml' else f' -hp {args.hyper_parameters}')
     try:
-        command = 'python Train.py' + ('' if args.hyper_parameters == 'Hyper_Parameter.yaml' else f' -hp {args.hyper_parameters}')
         trainer = train(load_hyper_parameters(args.hyper_parameters), args.steps, command=command,
                         init_checkpoint=args.init)
-    except (HyperParameterError, MetadataError, Datasets.DatasetConfigurationError, TrainingError) as error:
+    except (CheckpointError, HyperParameterError, MetadataError, Datasets.DatasetConfigurationError,
+            TrainingError) as error:
         print(f'Train.py: {error}', file=sys.stderr)
         return 1
     except KeyboardInterrupt:

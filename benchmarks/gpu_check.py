@@ -3,13 +3,14 @@
     bash benchmarks/gpu_check.sh                      # CUDA: 64 x 15 batches, a few minutes
     bash benchmarks/gpu_check.sh --device cpu --quick # tiny sizes (the tests run this)
 
-Makes its own synthetic patterns (train_step.write_pattern_corpus, 200-800 frames) and packs them
+Makes its own synthetic patterns (fixtures.patterns.write_pattern_corpus, 200-800 frames) and packs them
 (Pattern_Store.pack), and voice-like audio (inference.numpy_corpus), in a temporary folder; needs no
 network. Then, in this process:
   training  Train.Trainer steps at Speaker x Pattern_per_Speaker, float32 and Mixed_Precision, each
             reading pickles and the packed store: steps/s and the share of the time spent waiting
-            for the next batch (train_step.timed_steps)
-  inference Inference.SpeakerEncoder.embed_files on the audio (a randomly initialised encoder: the
+            for the next batch (train_step.timed_steps). "workers" is Train.Num_Workers: DataLoader
+            processes for the pickles, Batches.py's threads (batches copied to the GPU) for the store
+  inference Embedding.SpeakerEncoder.embed_files on the audio (a randomly initialised encoder: the
             speed does not depend on the weights): utterances/s
 Prints a table (and writes it to $OUT/gpu_check.txt when OUT is set).
 """
@@ -32,7 +33,8 @@ import Train  # noqa: E402
 from Hyper_Parameters import load_hyper_parameters  # noqa: E402
 from inference import numpy_corpus  # noqa: E402
 from packed_loader import cpu_name  # noqa: E402
-from train_step import timed_steps, write_pattern_corpus  # noqa: E402
+from fixtures.patterns import write_pattern_corpus  # noqa: E402
+from train_step import timed_steps  # noqa: E402
 
 SIZES = {   # full: the project's defaults; quick: seconds on a CPU
     'full': dict(speakers=64, utterances=15, corpus_speakers=128, corpus_utterances=20, steps=20, warmup=3,
@@ -109,9 +111,9 @@ def ceiling_rows(hp, size: dict, folder: str, device: torch.device) -> list:
 
 
 def inference_rate(hp, audio: list, device: torch.device, workers) -> float:
-    import Inference
+    from Embedding import SpeakerEncoder
     from Modules import Encoder
-    encoder = Inference.SpeakerEncoder(Encoder.from_hyper_parameters(hp).eval(), hp, device=str(device), workers=workers)
+    encoder = SpeakerEncoder(Encoder.from_hyper_parameters(hp).eval(), hp, device=str(device), workers=workers)
     encoder.embed_files(audio[:2])                               # warm-up: cuDNN plans, workers
     if device.type == 'cuda':
         torch.cuda.synchronize()
@@ -160,7 +162,7 @@ def main(argv=None) -> int:
         lines += [f'  {what:44s} {rate:8.2f} {unit}' for what, rate, unit in ceiling_rows(hp, size, folder, device)]
         rate = inference_rate(hp, audio, device, 0 if args.quick else None)
         lines.append(f'inference: {rate:.1f} utterances/s ({len(audio)} files of 2-6 s at 16 kHz, multi-slice, '
-                     f'Inference.SpeakerEncoder.embed_files, float32)')
+                     f'Embedding.SpeakerEncoder.embed_files, float32)')
     lines.append(f'command: bash benchmarks/gpu_check.sh --device {args.device}' + (' --quick' if args.quick else ''))
     report = '\n'.join(lines)
     print('\n' + report)

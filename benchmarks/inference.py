@@ -4,7 +4,7 @@
     python benchmarks/inference.py                           # 200 utterances of 2-6 s
     python benchmarks/inference.py --files 500 --audio /tmp/bench_audio --threads 1 2
 
-The utterances are synthetic speech (eSpeak NG through Speech_Synth.py: 20 voices, 10
+The utterances are synthetic speech (eSpeak NG through demo_corpus/speech_synth.py: 20 voices, 10
 utterances each, three in four at 48 kHz and one at 16 kHz), or voice-like numpy signals when eSpeak NG is not available.
 Both systems embed the same files, each in a fresh process, timed from file paths to embeddings
 after the model is loaded and warmed up on a few files:
@@ -60,11 +60,11 @@ def file_rate(number: int) -> int:
 
 
 def espeak_corpus(folder: str, files: int, speakers: int = 20) -> list:
-    """Synthetic speech from eSpeak NG (Speech_Synth.py), 2-6 s each, as PCM-16 wav files at
+    """Synthetic speech from eSpeak NG (demo_corpus/speech_synth.py), 2-6 s each, as PCM-16 wav files at
     48 or 16 kHz (file_rate)."""
     import soundfile
     import soxr
-    from Speech_Synth import synthesize
+    from demo_corpus.speech_synth import synthesize
     paths = []
     for number in range(files):
         speaker, utterance = number % speakers, number // speakers
@@ -85,9 +85,8 @@ def espeak_corpus(folder: str, files: int, speakers: int = 20) -> list:
 
 
 def numpy_corpus(folder: str, files: int, speakers: int = 20) -> list:
-    """Voice-like harmonic signals (tests/corpora.py) of 2-6 s, when eSpeak NG is unavailable."""
-    sys.path.insert(0, os.path.join(ROOT, 'tests'))
-    from corpora import voice, write
+    """Voice-like harmonic signals (fixtures/corpora.py) of 2-6 s, when eSpeak NG is unavailable."""
+    from fixtures.corpora import voice, write
     paths = []
     for number in range(files):
         seconds = np.random.default_rng(number).uniform(2.0, 6.0)
@@ -106,7 +105,7 @@ def corpus(folder: str, files: int) -> tuple[list, str]:
             return paths[:files], 'existing files'
     try:
         paths, kind = espeak_corpus(folder, files), 'eSpeak NG speech'
-    except (ImportError, OSError, RuntimeError) as error:   # Speech_Synth.SynthesisError is a RuntimeError
+    except (ImportError, OSError, RuntimeError) as error:   # speech_synth.SynthesisError is a RuntimeError
         print(f'eSpeak NG unavailable ({error}); using numpy signals')
         paths, kind = numpy_corpus(folder, files), 'numpy voice-like signals'
     with open(listing, 'w', encoding='utf-8') as stream:
@@ -129,8 +128,9 @@ def cpu_seconds() -> float:
 def time_project(paths: list, threads: int, workers: int, precision: str, checkpoint: str) -> dict:
     import torch
     torch.set_num_threads(threads)
-    from Inference import load_encoder
-    encoder = load_encoder(checkpoint, os.path.join(ROOT, 'Hyper_Parameter.yaml'), workers=workers, precision=precision)
+    from Embedding import load_encoder
+    encoder = load_encoder(checkpoint, os.path.join(ROOT, 'Hyper_Parameter.yaml'), device='cpu', workers=workers,
+                           precision=precision)
     encoder.embed_files(paths[:WARM_UP_FILES])
     started, cpu = time.perf_counter(), cpu_seconds()
     embeddings = encoder.embed_files(paths)

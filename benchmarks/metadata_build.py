@@ -34,7 +34,9 @@ def main() -> None:
             speaker = f'ID{index % 6000:05d}'
             file = f'VC2/{Patterns.pattern_name("VC2", speaker, f"{index:08d}", "video")}'
             open(f'{root}/{file}', 'wb').close()
-            records[index % args.writers].write(f'{file}\tVC2\t{speaker}\t{100 + index % 400}\n')
+            written = os.stat(f'{root}/{file}')
+            records[index % args.writers].write(
+                f'{file}\tVC2\t{speaker}\t{100 + index % 400}\t{written.st_size}\t{written.st_mtime_ns}\n')
         for stream in records:
             stream.close()
         sound = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml')).Sound

@@ -21,11 +21,10 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
 
 def build_corpus(folder: str, files: int) -> None:
-    import corpora
+    from fixtures import corpora
     speakers = 24
     for index in range(files):
         speaker, utterance = 225 + index % speakers, index // speakers + 1
@@ -36,7 +35,7 @@ def build_corpus(folder: str, files: int) -> None:
 
 def seed_equivalent(corpus: str, output: str, threads: int) -> None:
     """The seed's generator: librosa recipe, a thread pool, pickle.dump straight into the target."""
-    from seed_recipe import seed_mel
+    from fixtures.seed_recipe import seed_mel
     os.makedirs(f'{output}/VCTK', exist_ok=True)
 
     def one(path):
@@ -68,7 +67,8 @@ def main() -> None:
         seed_equivalent(*args.seed_equivalent, threads=args.workers)
         return
 
-    from Hyper_Parameters import load_hyper_parameters, save_hyper_parameters
+    from Hyper_Parameters import load_hyper_parameters
+    from fixtures.settings import save_hyper_parameters
     work = tempfile.mkdtemp(prefix='pattern_bench_')
     corpus = args.keep or f'{work}/corpus'
     build_corpus(corpus, args.files)

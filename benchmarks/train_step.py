@@ -39,34 +39,7 @@ sys.path.insert(0, ROOT)
 
 import Patterns  # noqa: E402
 from Hyper_Parameters import load_hyper_parameters  # noqa: E402
-
-
-def write_pattern_corpus(root: str, speakers: int, utterances: int, frames=(100, 300), mel_dim: int = 80,
-                         noise: float = 1.0, seed: int = 0, sound_hp=None) -> dict:
-    """A corpus of synthetic patterns under root/SYN/ and its METADATA.PICKLE.
-
-    Speaker k is a smooth random spectral template; each frame is the template, a slow random
-    level drift and independent noise (scale `noise`), clipped to [-4, 4] like real patterns.
-    Utterance lengths are uniform in `frames`. Returns the metadata."""
-    rng = np.random.default_rng(seed)
-    os.makedirs(os.path.join(root, 'SYN'), exist_ok=True)
-    records = Patterns.RecordWriter(root)
-    bands = np.arange(mel_dim)
-    for speaker in range(speakers):
-        name = f'S{speaker:04d}'
-        phases, rates = rng.uniform(0, 2 * np.pi, 3), rng.uniform(0.05, 0.3, 3)
-        template = sum(np.sin(rate * bands + phase) for rate, phase in zip(rates, phases)) - 1.0
-        for utterance in range(utterances):
-            length = int(rng.integers(frames[0], frames[1] + 1))
-            drift = np.cumsum(rng.normal(0, 0.05, (length, 1)), axis=0)
-            mel = np.clip(template + drift + noise * rng.standard_normal((length, mel_dim)), -4, 4).astype(np.float32)
-            file = f'SYN/{Patterns.pattern_name("SYN", name, f"{utterance:04d}")}'
-            Patterns.write_atomically(os.path.join(root, file), Patterns.pattern_bytes(mel, name, 'SYN'))
-            records.add(file, 'SYN', name.upper(), length)
-    records.close()
-    if sound_hp is None:
-        sound_hp = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml')).Sound
-    return Patterns.build_metadata(root, sound_hp, log=lambda message: None)
+from fixtures.patterns import write_pattern_corpus  # noqa: E402
 
 
 # ------------------------------------------------------------------------------ the seed's step
@@ -233,8 +206,8 @@ def timed_steps(args, new_epoch, step, device) -> dict:
 def child(args) -> None:
     import torch
     if args.variant != 'seed':
-        import Train
-        Train.configure_cpu_arithmetic()        # as Train.py does, before any parallel work
+        import Runtime
+        Runtime.configure_cpu_arithmetic()      # as Train.py does, before any parallel work
     if args.threads:
         torch.set_num_threads(args.threads)
     hp = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml'))

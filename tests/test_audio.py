@@ -5,8 +5,8 @@ import pytest
 
 import Audio
 from Hyper_Parameters import load_hyper_parameters
-from corpora import voice, write
-from seed_recipe import seed_mel
+from fixtures.corpora import voice, write
+from fixtures.seed_recipe import seed_mel
 
 SOUND = load_hyper_parameters('Hyper_Parameter.yaml').Sound
 
@@ -34,7 +34,8 @@ def test_trim_equals_librosa():
         signal = rng.standard_normal(length) * np.linspace(0, 1, length) ** 4
         for top_db in (10, 23, 60):
             expected = librosa.effects.trim(signal, top_db=top_db, frame_length=32, hop_length=16)[0]
-            np.testing.assert_array_equal(Audio.trim_silence(signal, top_db), expected)
+            start, end = Audio.trim_bounds(signal, top_db, coefficient=0.0)   # of the signal itself
+            np.testing.assert_array_equal(signal[start:end], expected)
 
 
 def test_stft_magnitude_equals_librosa_reflect():
@@ -57,7 +58,7 @@ def test_rejections_say_why(tmp_path):
 
 
 def test_m4a_decodes_like_its_wav(tmp_path):
-    from corpora import has_ffmpeg, voxceleb
+    from fixtures.corpora import has_ffmpeg, voxceleb
     if not has_ffmpeg():
         pytest.skip('ffmpeg not installed')
     root = voxceleb(str(tmp_path), ids=(10001,), videos=('abc',), utterances=1, extension='m4a')
@@ -69,3 +70,65 @@ def test_m4a_decodes_like_its_wav(tmp_path):
 def test_mel_filterbank_equals_librosa(sample_rate, n_fft, mel_dim):
     expected = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=mel_dim)
     np.testing.assert_allclose(Audio.mel_basis(sample_rate, n_fft, mel_dim), expected, rtol=1e-5, atol=1e-8)
+
+
+def _with(samples: np.ndarray, index, value) -> np.ndarray:
+    samples = samples.copy()
+    samples[index] = value
+    return samples
+
+
+@pytest.mark.parametrize('name, samples', [
+    ('nan', _with(voice(0, 1), 9000, np.nan)),
+    ('inf', _with(voice(0, 1), slice(9000, 9100), np.inf)),
+    ('all_nan', np.full(16000, np.nan, np.float32)),
+])
+def test_non_finite_audio_is_rejected_as_such(tmp_path, name, samples):
+    """A float WAV with NaN or Inf is 'non-finite samples', not a pattern of NaN nor 'silent'."""
+    path = write(str(tmp_path / f'{name}.wav'), samples, 16000, 'FLOAT')
+    with pytest.raises(Audio.AudioRejected, match='^non-finite samples'):
+        Audio.mel_from_file(path, SOUND, 15)
+    with pytest.raises(Audio.AudioRejected, match='^non-finite samples'):   # arrays, as Inference.embed_waveform passes them
+        Audio.mel_from_signal(samples, SOUND, 15)
+
+
+def test_trim_takes_no_nan_for_a_floor():
+    signal = np.concatenate([np.zeros(800), voice(0, 1)[:8000], [np.nan], np.zeros(800)])
+    with pytest.raises(Audio.AudioRejected, match='^non-finite samples'):
+        Audio.trim_bounds(signal, 15)
+
+
+def test_a_long_recording_in_blocks_equals_the_whole_file(tmp_path, monkeypatch):
+    """40 s at 48 kHz, one pattern: blocks of any size give the whole-file computation, and the seed's."""
+    samples = np.concatenate([voice(speaker % 5, speaker, seconds=3.4, rate=48000) for speaker in range(10)])
+    path = write(str(tmp_path / 'long.wav'), samples, 48000)
+    monkeypatch.setattr(Audio, 'BLOCK_SAMPLES', 1 << 40)
+    whole = Audio.mel_from_file(path, SOUND, 23)
+    assert whole.shape[0] > 2400   # one pattern of the whole recording, trimmed
+    for block in (1000, 4097, 1 << 17):
+        monkeypatch.setattr(Audio, 'BLOCK_SAMPLES', block)
+        mel = Audio.mel_from_file(path, SOUND, 23)
+        assert mel.shape == whole.shape and np.abs(mel - whole).max() < 1e-4
+    assert np.abs(whole - seed_mel(path, 23)).max() < 1e-3
+
+
+def test_a_long_recording_needs_little_memory(tmp_path):
+    """A worker's peak on 2 minutes at 48 kHz (python benchmarks/memory_peak.py --minutes 2): whole-file
+    arrays took about 200 MB above the imports; in blocks it takes the 16 kHz signal and its copy."""
+    from fixtures.corpora import write_speech_like
+    from fixtures.memory import peak
+    write_speech_like(str(tmp_path / 'long.wav'), 120, 48000)
+    frames, worker = peak(str(tmp_path / 'long.wav'))
+    _, baseline = peak('')
+    assert frames > 7400 and worker - baseline < 50
+
+
+def test_a_segment_read_in_blocks_equals_the_slice(tmp_path, monkeypatch):
+    """A Kaldi segment (start-end seconds) read a block at a time = the slice of the whole recording."""
+    path = write(str(tmp_path / 'recording.wav'), np.concatenate([voice(1, 1, rate=44100), voice(2, 2, rate=44100)]), 44100)
+    samples, rate = Audio.read_audio(path)
+    expected = Audio.resample(samples[round(0.7 * rate):round(3.1 * rate)], rate, 16000)
+    monkeypatch.setattr(Audio, 'BLOCK_SAMPLES', 5000)
+    np.testing.assert_array_equal(Audio.load_audio(path, 16000, 0.7, 3.1), expected)
+    with pytest.raises(Audio.AudioRejected, match="^empty: the segment 9-10 s lies beyond the recording's end"):
+        Audio.load_audio(path, 16000, 9.0, 10.0)

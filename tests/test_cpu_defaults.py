@@ -2,6 +2,7 @@
 import pytest
 
 import Cpu_Defaults
+import Runtime
 from Cpu_Defaults import CpuDefaults, choose, training
 
 
@@ -35,8 +36,8 @@ def test_bfloat16_detection_reads_the_cpu_flags(tmp_path):
     for flags, expected in (('fpu avx2 fma', False), ('avx2 avx512f avx512_bf16', True), ('amx_bf16 amx_tile', True)):
         cpuinfo = tmp_path / 'cpuinfo'
         cpuinfo.write_text(f'processor\t: 0\nflags\t\t: {flags}\n')
-        assert Cpu_Defaults.cpu_has_bfloat16(str(cpuinfo)) is expected
-    assert Cpu_Defaults.cpu_has_bfloat16(str(tmp_path / 'absent')) is False
+        assert Runtime.cpu_has_bfloat16(str(cpuinfo)) is expected
+    assert Runtime.cpu_has_bfloat16(str(tmp_path / 'absent')) is False
 
 
 def test_user_threads_win(monkeypatch):

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+import Atomic_Files
 import Datasets
 import Patterns
 import Slicing
-from train_step import write_pattern_corpus
+from fixtures.patterns import write_pattern_corpus
 
 
 @pytest.fixture(scope='module')
@@ -25,7 +26,7 @@ def corpus(tmp_path_factory):
         pattern = Patterns.load_pickle(f'{folder}/SYN/{name}')
         speaker = 'FEW' + pattern['Speaker']
         file = Patterns.pattern_name('SYN', speaker, name.split('.')[-2])
-        Patterns.write_atomically(f'{root}/SYN/{file}', Patterns.pattern_bytes(pattern['Mel'], speaker, 'SYN'))
+        Atomic_Files.write_atomically(f'{root}/SYN/{file}', Patterns.pattern_bytes(pattern['Mel'], speaker, 'SYN'))
     metadata = Patterns.build_metadata(root, SimpleNamespace(**Patterns.load_pickle(f'{root}/METADATA.PICKLE')),
                                        log=lambda message: None)
     return root, metadata

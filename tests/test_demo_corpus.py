@@ -1,4 +1,4 @@
-"""The demo corpus generator (Demo_Corpus.py) and its eSpeak NG wrapper (Speech_Synth.py), in miniature."""
+"""The demo corpus generator (demo_corpus/) and its eSpeak NG wrapper (demo_corpus/speech_synth.py), in miniature."""
 import filecmp
 import multiprocessing
 import os
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile
 
-import Demo_Corpus
-import Speech_Synth
+from demo_corpus import cli, grammar, planning, speech_synth, voices
+from demo_corpus.trials import build_trials
 
 TINY = ['--train-speakers', '3', '--test-speakers', '3', '--utterances', '3', '--test-utterances', '4',
         '--videos', '2', '--trials', '3', '--accents', 'en,en-us', '--variants', 'none,m3,f2,klatt,whisper', '-mw', '2']
@@ -23,7 +23,7 @@ def relative_files(root: str) -> list:
 @pytest.fixture(scope='module')
 def corpus(tmp_path_factory):
     root = str(tmp_path_factory.mktemp('demo'))
-    assert Demo_Corpus.main(['-o', root, '--seed', '3'] + TINY) == 0
+    assert cli.main(['-o', root, '--seed', '3'] + TINY) == 0
     return root
 
 
@@ -76,7 +76,7 @@ def test_no_voice_in_both_sets(corpus):
 
 def test_same_seed_same_corpus_and_resume(corpus, tmp_path):
     again = str(tmp_path / 'again')
-    assert Demo_Corpus.main(['-o', again, '--seed', '3'] + TINY) == 0
+    assert cli.main(['-o', again, '--seed', '3'] + TINY) == 0
     files = relative_files(corpus)
     assert relative_files(again) == files
     assert filecmp.cmpfiles(corpus, again, files, shallow=False)[0] == files
@@ -88,7 +88,7 @@ def test_same_seed_same_corpus_and_resume(corpus, tmp_path):
         stream.write(b'half a file')
     kept = os.path.join(again, 'VCTK', 'wav48', 'p225', 'p225_002.wav')
     written_at = os.stat(kept).st_mtime_ns
-    assert Demo_Corpus.main(['-o', again, '--seed', '3'] + TINY) == 0
+    assert cli.main(['-o', again, '--seed', '3'] + TINY) == 0
     assert not os.path.exists(stale)
     assert os.stat(kept).st_mtime_ns == written_at   # skipped, not rewritten
     assert filecmp.cmp(victim, os.path.join(corpus, os.path.relpath(victim, again)), shallow=False)
@@ -97,22 +97,22 @@ def test_same_seed_same_corpus_and_resume(corpus, tmp_path):
 def test_build_speakers_holds_out_whole_families():
     variants = [f'v{i}' for i in range(12)]
     families = {variant: int(variant[1:]) // 3 for variant in variants}   # four families of three
-    train, test = Demo_Corpus.build_speakers(variants, ['en', 'en-us'], 10, 3, seed=0, families=families)
+    train, test = planning.build_speakers(variants, ['en', 'en-us'], 10, 3, seed=0, families=families)
     held_out = {speaker.variant for speaker in test}
     assert len(held_out) == 3 and len({families[variant] for variant in held_out}) == 1
     assert not held_out & {speaker.variant for speaker in train}
     assert len({speaker.variant for speaker in train}) == 9   # spread: every training variant before any twice
     assert len({speaker.name for speaker in train + test}) == 13
-    assert Demo_Corpus.build_speakers(variants, ['en', 'en-us'], 10, 3, seed=0, families=families) == (train, test)
+    assert planning.build_speakers(variants, ['en', 'en-us'], 10, 3, seed=0, families=families) == (train, test)
     with pytest.raises(ValueError):
-        Demo_Corpus.build_speakers(variants, ['en'], 10, 3, seed=0)
+        planning.build_speakers(variants, ['en'], 10, 3, seed=0)
 
 
 def test_build_trials_balanced_and_deterministic():
     files = {f'id{10270 + s}': [f'id{10270 + s}/video{v}/{u:05d}.wav' for v in range(2) for u in range(1, 4)]
              for s in range(4)}
-    trials = Demo_Corpus.build_trials(files, 5, seed=1)
-    assert trials == Demo_Corpus.build_trials(files, 5, seed=1)
+    trials = build_trials(files, 5, seed=1)
+    assert trials == build_trials(files, 5, seed=1)
     assert len(trials) == 4 * 10 and len(set(trials)) == len(trials)
     for label, enrolment, test in trials:
         same_speaker = enrolment.split('/')[0] == test.split('/')[0]
@@ -122,29 +122,29 @@ def test_build_trials_balanced_and_deterministic():
 
 
 def test_sentences_are_distinct():
-    texts = Demo_Corpus.sentences(np.random.default_rng(0), 200)
+    texts = grammar.sentences(np.random.default_rng(0), 200)
     assert len(set(texts)) == 200 and all(len(text.split()) >= 8 for text in texts)
 
 
 def test_near_duplicates():
     means = {'a': np.zeros((3, 4)), 'b': np.full((3, 4), 0.1), 'c': np.full((3, 4), 2.0)}
-    close, spread, closest = Demo_Corpus.near_duplicates(means, distance=0.5)
+    close, spread, closest = voices.near_duplicates(means, distance=0.5)
     assert [(a, b) for a, b, _ in close] == [('a', 'b')] and spread == 0.0 and closest[0][:2] == ('a', 'b')
 
 
 def test_synthesis_is_reproducible_and_checks_voices():
-    first, rate = Speech_Synth.synthesize('A small test.', 'en-us+whisper', seed=4)
-    Speech_Synth.synthesize('Something else in between.', 'en+klatt', pitch=80)
-    second, _ = Speech_Synth.synthesize('A small test.', 'en-us+whisper', seed=4)
+    first, rate = speech_synth.synthesize('A small test.', 'en-us+whisper', seed=4)
+    speech_synth.synthesize('Something else in between.', 'en+klatt', pitch=80)
+    second, _ = speech_synth.synthesize('A small test.', 'en-us+whisper', seed=4)
     assert rate == 22050 and first.dtype == np.float32 and np.array_equal(first, second)
-    with pytest.raises(Speech_Synth.SynthesisError, match='variant'):
-        Speech_Synth.synthesize('Hello.', 'en+no-such-variant')
-    with pytest.raises(Speech_Synth.SynthesisError, match='language'):
-        Speech_Synth.synthesize('Hello.', 'xx-nowhere')
+    with pytest.raises(speech_synth.SynthesisError, match='variant'):
+        speech_synth.synthesize('Hello.', 'en+no-such-variant')
+    with pytest.raises(speech_synth.SynthesisError, match='language'):
+        speech_synth.synthesize('Hello.', 'xx-nowhere')
 
 
 def _speak(text):
-    return Speech_Synth.synthesize(text, 'en+m3', seed=1)[0]
+    return speech_synth.synthesize(text, 'en+m3', seed=1)[0]
 
 
 def test_synthesis_in_worker_processes():
@@ -156,7 +156,7 @@ def test_synthesis_in_worker_processes():
 
 
 def test_command_line_errors_are_explained(tmp_path, capsys):
-    assert Demo_Corpus.main(['-o', str(tmp_path), '--accents', 'en,zz', '-mw', '1']) == 2
+    assert cli.main(['-o', str(tmp_path), '--accents', 'en,zz', '-mw', '1']) == 2
     assert 'unknown eSpeak NG language' in capsys.readouterr().err
-    assert Demo_Corpus.main(['-o', str(tmp_path), '--accents', 'en', '--variants', 'm3,f2', '-mw', '1']) == 2
+    assert cli.main(['-o', str(tmp_path), '--accents', 'en', '--variants', 'm3,f2', '-mw', '1']) == 2
     assert 'need more voices' in capsys.readouterr().err

@@ -6,19 +6,22 @@ import sys
 
 import numpy as np
 
-from Hyper_Parameters import load_hyper_parameters, save_hyper_parameters
+from Hyper_Parameters import load_hyper_parameters
+from fixtures.settings import save_hyper_parameters
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def step(*command, cwd):
-    result = subprocess.run([sys.executable, *command], cwd=cwd, capture_output=True, text=True, timeout=300)
+    environment = dict(os.environ, PYTHONPATH=ROOT)           # for python -m demo_corpus
+    result = subprocess.run([sys.executable, *command], cwd=cwd, env=environment, capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, f'{command}: {result.stdout[-2000:]}\n{result.stderr[-2000:]}'
     return result.stdout
 
 
 def test_demo_in_miniature(tmp_path):
-    hp = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter_Demo.yaml'))
+    hp = load_hyper_parameters(os.path.join(ROOT, 'demo_corpus', 'Hyper_Parameter_Demo.yaml'))
     hp.Encoder.LSTM.Sizes = hp.Encoder.Embedding_Size = 32
     hp.Train.Batch.Train.Speaker, hp.Train.Batch.Train.Pattern_per_Speaker = 4, 3
     hp.Train.Batch.Eval.Speaker, hp.Train.Batch.Eval.Pattern_per_Speaker = 3, 4
@@ -27,7 +30,7 @@ def test_demo_in_miniature(tmp_path):
     save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
     script = lambda name: os.path.join(ROOT, name)   # noqa: E731
 
-    step(script('Demo_Corpus.py'), '-o', 'Demo/Corpus', '--train-speakers', '4', '--test-speakers', '3',
+    step('-m', 'demo_corpus', '-o', 'Demo/Corpus', '--train-speakers', '4', '--test-speakers', '3',
          '--utterances', '5', '--test-utterances', '4', '--videos', '2', '--trials', '3', '-mw', '1',
          '--accents', 'en,en-us', '--variants', 'none,m3,f2,klatt,whisper,f4,croak', cwd=tmp_path)
     step(script('Pattern_Generate.py'), '-hp', 'hp.yaml', '-vctk', 'Demo/Corpus/VCTK', '-vc1t', 'Demo/Corpus/VC1_Test',

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import torch
 
-import corpora
+from fixtures import corpora
 from Inference import load_encoder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -10,11 +10,15 @@ import torch
 import yaml
 
 import Audio
+import Embedding
 import Inference
-from Hyper_Parameters import load_hyper_parameters
+import Inputs
+import Npy_Writer
+import Verification
+from Hyper_Parameters import load_hyper_parameters, to_dict
 from Modules import Encoder
-from corpora import voice, voxceleb, write
-from seed_recipe import seed_mel
+from fixtures.corpora import voice, voxceleb, write
+from fixtures.seed_recipe import seed_mel
 
 HP = load_hyper_parameters('Hyper_Parameter.yaml')
 PORT_KEYS = {'Sound': ('Trim_Top_dB', 'Inference_Top_dB', 'Min_Frames'), 'Train': ('Loss', 'Mixed_Precision')}
@@ -135,7 +139,7 @@ def test_folder_labels(tmp_path):
     for relative in ('p225/p225_001.wav', 'p226/p226_001.flac', 'p226/sub/x.WAV', 'loose.wav', 'notes.txt'):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_bytes(b'')
-    paths, labels = Inference.read_input(str(tmp_path))
+    paths, labels = Inputs.read_input(str(tmp_path))
     assert [os.path.relpath(path, tmp_path) for path in paths] == [
         'loose.wav', 'p225/p225_001.wav', 'p226/p226_001.flac', 'p226/sub/x.WAV']
     assert labels == [tmp_path.name, 'p225', 'p226', 'p226']
@@ -143,7 +147,7 @@ def test_folder_labels(tmp_path):
 
 def test_tsne_sample_is_bounded(tmp_path, monkeypatch):
     """A big run plots at most 20 utterances of each of the first 30 labels."""
-    encoder = Inference.SpeakerEncoder(Encoder.from_hyper_parameters(HP), HP, workers=0)
+    encoder = Embedding.SpeakerEncoder(Encoder.from_hyper_parameters(HP), HP, workers=0)
     paths = [f'{label}/{number}.wav' for label in range(40) for number in range(25)]
     labels = [path.split('/')[0] for path in paths]
     vectors = np.random.default_rng(0).standard_normal((len(paths), 256)).astype(np.float32)
@@ -181,13 +185,38 @@ def test_seed_checkpoint_gives_the_seeds_embeddings(tmp_path, capsys):
     short = write(str(tmp_path / 'short.wav'), voice(1, 1, seconds=1.0), 16000)      # < 192 frames: padded
     long = write(str(tmp_path / 'long.wav'), voice(2, 2, seconds=4.0), 16000)        # > 192 frames: cropped
     assert seed_mel(short, 20).shape[0] < 192 < seed_mel(long, 20).shape[0]
-    encoder = Inference.load_encoder(str(tmp_path / 'S_100000.pkl'))
+    encoder = Embedding.load_encoder(str(tmp_path / 'S_100000.pkl'))
     assert encoder.hp.Sound.Inference_Top_dB == 20                  # the seed's inference value, by default
     for path in (short, long):
         np.testing.assert_allclose(encoder.embed_file(path), seed_embedding(seed_model.eval(), path), atol=1e-4)
     code, out, err = run_cli(capsys, '-c', tmp_path / 'S_100000.pkl', '-i', short, '-o', tmp_path / 'out', '--no-plot')
     assert code == 0, err
     assert 'step 100000' in out and str(tmp_path / 'Hyper_Parameter.yaml') in out
+
+
+def test_a_checkpoint_carries_its_settings(corpus, tmp_path, capsys):
+    """A checkpoint with its hyper-parameters inside needs no YAML: here ./Hyper_Parameter.yaml
+    (256 units) would not fit its 32-unit encoder."""
+    hp = load_hyper_parameters('Hyper_Parameter.yaml')
+    hp.Encoder.LSTM.Sizes = hp.Encoder.Embedding_Size = 32
+    hp.Device = '-1'
+    torch.save({'Model': Encoder.from_hyper_parameters(hp).state_dict(), 'Steps': 3, 'Hyper_Parameters': to_dict(hp)},
+               tmp_path / 'S_3.pkl')
+    encoder = Embedding.load_encoder(str(tmp_path / 'S_3.pkl'), workers=0)
+    assert encoder.embedding_size == 32 and encoder.device == torch.device('cpu')
+    wav = os.path.join(corpus, 'id10001', '1zcIwhmdeo4', '00001.wav')
+    assert encoder.embed_file(wav).shape == (32,)
+    code, out, err = run_cli(capsys, '-c', tmp_path / 'S_3.pkl', '-i', wav, '-o', tmp_path / 'out', '--no-plot')
+    assert code == 0, err
+    assert 'step 3' in out and 'hyper-parameters carried by the checkpoint' in out
+    assert np.load(tmp_path / 'out' / 'embeddings.npy').shape == (1, 32)
+
+
+def test_the_api_is_importable_from_inference():
+    """The names the README documents under Inference keep working."""
+    assert Inference.load_encoder is Embedding.load_encoder and Inference.SpeakerEncoder is Embedding.SpeakerEncoder
+    for name in ('evaluate_trials', 'read_trials', 'score_trials', 'VerificationResult'):
+        assert getattr(Inference, name) is getattr(Verification, name)
 
 
 def test_checkpoint_problems_are_one_line(checkpoint, tmp_path, capsys):
@@ -237,7 +266,7 @@ def test_verification(corpus, checkpoint, tmp_path, capsys, monkeypatch):
     assert 'id10003/missing/00001.wav: missing' in out and 'id10003/silent/00001.wav: silent' in out
     lines = (tmp_path / 'trials_only' / 'scores.txt').read_text().splitlines()
     assert [line.rsplit(' ', 1)[0] for line in lines] == trials[:6]
-    encoder = Inference.load_encoder(checkpoint)
+    encoder = Embedding.load_encoder(checkpoint)
     first, second = (encoder.embed_file(os.path.join(corpus, path)) for path in trials[0].split()[1:])
     assert float(lines[0].split()[-1]) == pytest.approx(float(first @ second), abs=1e-5)
     summary = __import__('json').loads((tmp_path / 'trials_only' / 'verification.json').read_text())
@@ -255,16 +284,16 @@ def test_verification(corpus, checkpoint, tmp_path, capsys, monkeypatch):
 
 def test_evaluate_trials_api(corpus, checkpoint):
     """What Train.py calls: a model in memory, a trial list, EER as a fraction."""
-    encoder = Inference.SpeakerEncoder(Inference.load_encoder(checkpoint).model, HP, workers=0)
+    encoder = Embedding.SpeakerEncoder(Embedding.load_encoder(checkpoint).model, HP, workers=0)
     trials = [(1, 'id10001/1zcIwhmdeo4/00001.wav', 'id10001/GWXujl-xAVM/00001.wav'),
               (0, 'id10001/1zcIwhmdeo4/00001.wav', 'id10002/GWXujl-xAVM/00001.wav')]
-    result = Inference.evaluate_trials(encoder, trials, corpus)
+    result = Verification.evaluate_trials(encoder, trials, corpus)
     assert 0 <= result.eer <= 1 and 0 <= result.min_dcf and result.scores.shape == (2,) and not result.skipped_trials
     assert result.eer == (0.0 if result.scores[0] > result.scores[1] else 1.0)
 
 
 def test_api(corpus, checkpoint):
-    encoder = Inference.load_encoder(checkpoint, workers=0)
+    encoder = Embedding.load_encoder(checkpoint, workers=0)
     paths = sorted(str(path) for path in __import__('pathlib').Path(corpus).glob('id*/[1G]*/*.wav'))[:5]
     one = encoder.embed_file(paths[0])
     assert one.dtype == np.float32 and one.shape == (256,) and np.linalg.norm(one) == pytest.approx(1, abs=1e-5)
@@ -277,10 +306,10 @@ def test_api(corpus, checkpoint):
     np.testing.assert_allclose(many, np.stack([encoder.embed_file(path) for path in paths]), atol=1e-5)
     np.testing.assert_array_equal(many, encoder.embed_files(paths))
     # decoding in a worker process, several batches: the same
-    streamed = Inference.SpeakerEncoder(encoder.model, encoder.hp, batch_size=2, workers=1)
+    streamed = Embedding.SpeakerEncoder(encoder.model, encoder.hp, batch_size=2, workers=1)
     np.testing.assert_allclose(streamed.embed_files(paths + paths[:1]), np.concatenate([many, many[:1]]), atol=1e-6)
     # bfloat16: close to float32, and the float32 model it copied is left as it was
-    fast = Inference.SpeakerEncoder(encoder.model, encoder.hp, workers=0, precision='bfloat16')
+    fast = Embedding.SpeakerEncoder(encoder.model, encoder.hp, workers=0, precision='bfloat16')
     assert (fast.embed_files(paths) * many).sum(axis=1).min() > 0.999
     assert encoder.model.layer_Dict['Linear'].weight.dtype == torch.float32
     speaker = encoder.embed_speaker([paths[0], (samples, rate), paths[1]])
@@ -298,18 +327,18 @@ def test_api(corpus, checkpoint):
 def test_slice_modes():
     mel = np.random.default_rng(0).standard_normal((300, 80)).astype(np.float32)
     inference = HP.Train.Inference
-    multi = Inference.mel_windows(mel, 'multi', inference.Samples, 64, inference.Overlap_Length)
+    multi = Embedding.mel_windows(mel, 'multi', inference.Samples, 64, inference.Overlap_Length)
     assert multi.shape == (5, 64, 80)
     np.testing.assert_array_equal(multi[0], mel[54:118])             # the centred 192 frames
-    assert Inference.window_length(HP, 'single') == 160
-    single = Inference.mel_windows(mel, 'single', inference.Samples, 160, inference.Overlap_Length)
+    assert Embedding.window_length(HP, 'single') == 160
+    single = Embedding.mel_windows(mel, 'single', inference.Samples, 160, inference.Overlap_Length)
     np.testing.assert_array_equal(single[0], mel[70:230])
-    full = Inference.mel_windows(mel, 'full', inference.Samples, 64, inference.Overlap_Length)
+    full = Embedding.mel_windows(mel, 'full', inference.Samples, 64, inference.Overlap_Length)
     assert full.shape == (9, 64, 80) and np.array_equal(full[-1], mel[-64:])
     model = Encoder.from_hyper_parameters(HP).eval()
     embeddings = {}
-    for slices in Inference.SLICE_MODES:
-        encoder = Inference.SpeakerEncoder(model, HP, slices, workers=0)
+    for slices in Embedding.SLICE_MODES:
+        encoder = Embedding.SpeakerEncoder(model, HP, slices, workers=0)
         embeddings[slices] = encoder.embed_mels([mel, mel[:50]])
         np.testing.assert_array_equal(embeddings[slices], encoder.embed_mels([mel, mel[:50]]))
         assert embeddings[slices].shape == (2, 256)
@@ -321,7 +350,7 @@ def test_slice_modes():
 def test_npy_row_writer(tmp_path):
     for rows in (0, 1, 37):
         path = str(tmp_path / f'rows{rows}.npy')
-        writer = Inference.NpyRowWriter(path, 256)
+        writer = Npy_Writer.NpyRowWriter(path, 256)
         data = np.random.default_rng(rows).standard_normal((rows, 256)).astype(np.float32)
         for row in data:
             writer.append(row)
@@ -335,7 +364,7 @@ def test_torchscript_export(checkpoint, tmp_path, capsys):
     code, out, err = run_cli(capsys, '-c', checkpoint, '--export-torchscript', tmp_path / 'encoder.pt')
     assert code == 0, err and 'TorchScript' in out
     exported = torch.jit.load(str(tmp_path / 'encoder.pt'))
-    model = Inference.load_encoder(checkpoint).model
+    model = Embedding.load_encoder(checkpoint).model
     mels = torch.randn(3, 80, 100)
     with torch.inference_mode():
         np.testing.assert_allclose(exported(mels).numpy(), model(mels).numpy(), atol=1e-5)
@@ -350,5 +379,5 @@ def test_onnx_export(checkpoint, tmp_path, capsys):
     session = onnxruntime.InferenceSession(str(tmp_path / 'encoder.onnx'), providers=['CPUExecutionProvider'])
     mels = np.random.default_rng(0).standard_normal((4, 80, 90)).astype(np.float32)
     with torch.inference_mode():
-        expected = Inference.load_encoder(checkpoint).model(torch.from_numpy(mels)).numpy()
+        expected = Embedding.load_encoder(checkpoint).model(torch.from_numpy(mels)).numpy()
     np.testing.assert_allclose(session.run(None, {'mels': mels})[0], expected, atol=1e-4)

@@ -1,5 +1,7 @@
 """Pattern_Generate.py on tiny corpora in each real layout."""
 import os
+import pickle
+import shutil
 import signal
 import subprocess
 import sys
@@ -8,10 +10,13 @@ import time
 import numpy as np
 import pytest
 
-import corpora
+import Atomic_Files
+import Audio
 import Pattern_Generate
 import Patterns
-from Hyper_Parameters import load_hyper_parameters, save_hyper_parameters
+from Hyper_Parameters import load_hyper_parameters
+from fixtures import corpora
+from fixtures.settings import save_hyper_parameters
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -106,14 +111,18 @@ def test_bad_inputs_are_named_counted_and_skipped(tmp_path, hp_file, capsys):
     corpora.write(f'{folder}/p225_103.wav', corpora.voice(0, 1, seconds=0.3, rate=48000), 48000)
     with open(f'{folder}/p225_104.wav', 'wb') as stream:
         stream.write(b'RIFF....WAVEfmt garbage')
+    nan = corpora.voice(0, 2, rate=48000)
+    nan[20000] = np.nan
+    corpora.write(f'{folder}/p225_105.wav', nan, 48000, 'FLOAT')
     hp = run(hp_file, '-vctk', corpus)
     output = capsys.readouterr()
     text = output.out + output.err
-    for name, reason in (('p225_101', 'empty'), ('p225_102', 'silent'), ('p225_103', 'too short'), ('p225_104', 'unreadable')):
+    for name, reason in (('p225_101', 'empty'), ('p225_102', 'silent'), ('p225_103', 'too short'),
+                         ('p225_104', 'unreadable'), ('p225_105', 'non-finite samples')):
         lines = [line for line in text.splitlines() if f'{name}.wav:' in line]
         assert len(lines) == 1 and f'{name}.wav: {reason}' in lines[0]
-    assert '2 generated, 0 skipped (already done), 4 rejected' in text
-    for reason in ('empty', 'silent', 'too short', 'unreadable'):
+    assert '2 generated, 0 skipped (already done), 5 rejected' in text
+    for reason in ('empty', 'silent', 'too short', 'unreadable', 'non-finite samples'):
         assert f'rejected: {reason}: 1' in text
     assert len(assert_consistent(hp.Train.Train_Pattern.Path)['File_List']) == 2
 
@@ -177,3 +186,125 @@ def test_no_corpus_is_an_error(hp_file, capsys):
     with pytest.raises(SystemExit):
         Pattern_Generate.main(['-hp', hp_file])
     assert 'name at least one corpus' in capsys.readouterr().err
+
+
+def test_same_name_sources_keep_one_by_rule(tmp_path, hp_file, capsys):
+    """p225_001.wav and p225_001.flac map to one pattern: the .wav is used, the .flac named and counted."""
+    corpus = corpora.vctk_080(str(tmp_path / 'vctk'), speakers=(225,), utterances=2)
+    flac = corpora.write(f'{corpus}/wav48/p225/p225_001.flac', corpora.voice(5, 5, rate=48000), 48000)
+    assert Pattern_Generate.main(['-hp', hp_file, '-mw', '2', '-vctk', corpus]) == 0
+    hp = load_hyper_parameters(hp_file)
+    text = capsys.readouterr().out
+    wav = f'{corpus}/wav48/p225/p225_001.wav'
+    assert f'{flac}: same pattern name as {wav} (VCTK/VCTK.P225.p225_001.PICKLE): that one is used' in text
+    assert '2 generated, 0 skipped (already done), 1 rejected' in text and 'rejected: same pattern name: 1' in text
+    pattern = Patterns.load_pickle(f'{hp.Train.Train_Pattern.Path}/VCTK/VCTK.P225.p225_001.PICKLE')
+    np.testing.assert_array_equal(pattern['Mel'], Audio.mel_from_file(wav, hp.Sound, 15))
+    assert len(assert_consistent(hp.Train.Train_Pattern.Path)['File_List']) == 2
+
+
+def test_same_name_choice_ignores_job_order():
+    jobs = [Pattern_Generate.Job(f'/c/{folder}/p225_001.{extension}', 'VCTK', 'P225', 'VCTK/VCTK.P225.p225_001.PICKLE', '/p')
+            for folder in ('b', 'a') for extension in ('m4a', 'flac', 'wav')]
+    for order in (jobs, jobs[::-1], jobs[2:] + jobs[:2]):
+        kept, dropped = Pattern_Generate.drop_same_name_sources(order, log=lambda line: None)
+        assert [job.audio_path for job in kept] == ['/c/a/p225_001.wav'] and dropped == 5
+
+
+def test_a_non_utf8_file_name_is_one_line(tmp_path, hp_file, capsys):
+    corpus = corpora.vctk_080(str(tmp_path / 'vctk'), speakers=(225,), utterances=2)
+    shutil.copy(os.fsencode(f'{corpus}/wav48/p225/p225_001.wav'), os.fsencode(f'{corpus}/wav48/p225/') + b'p225_\xe9t\xe9.wav')
+    hp = run(hp_file, '-vctk', corpus)
+    text = capsys.readouterr().out
+    assert f'{corpus}/wav48/p225/p225_\\xe9t\\xe9.wav: file name not UTF-8' in text
+    assert '2 generated, 0 skipped (already done), 1 rejected' in text and 'rejected: file name not UTF-8: 1' in text
+    assert len(assert_consistent(hp.Train.Train_Pattern.Path)['File_List']) == 2
+
+
+def test_a_symlink_loop_in_the_corpus_is_one_line(tmp_path, hp_file):
+    corpus = corpora.vctk_080(str(tmp_path / 'vctk'), speakers=(225, 226), utterances=2)
+    os.symlink('..', f'{corpus}/wav48/p225/back')          # wav48/p225/back -> wav48: a loop
+    result = subprocess.run([sys.executable, os.path.join(ROOT, 'Pattern_Generate.py'), '-hp', hp_file, '-mw', '1',
+                             '-vctk', corpus], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count('a link loop?') == 1
+    assert f'{corpus}/wav48/p225/back: not walked: a symbolic link to {corpus}/wav48, which is walked already' in result.stdout
+    assert '4 generated' in result.stdout and 'Traceback' not in result.stderr
+
+
+def test_regenerated_patterns_never_take_a_stale_record(tmp_path, hp_file):
+    """Patterns regenerated with other settings: the metadata gives their new lengths, even when
+    the old run's record file sorts after the new one by name (the old merge order)."""
+    corpus = corpora.vctk_080(str(tmp_path / 'vctk'), speakers=(225,), utterances=3)
+    hp = run(hp_file, '-vctk', corpus)
+    root = hp.Train.Train_Pattern.Path
+    first = metadata_of(root)['Mel_Length_Dict']
+    [old_records] = os.listdir(f'{root}/.records')
+    os.rename(f'{root}/.records/{old_records}', f'{root}/.records/zzzz-99999.tsv')
+    shutil.rmtree(f'{root}/VCTK')
+    hp.Sound.Frame_Shift = 128   # twice the frames
+    save_hyper_parameters(hp, hp_file)
+    run(hp_file, '-vctk', corpus)
+    second = assert_consistent(root)['Mel_Length_Dict']
+    assert second.keys() == first.keys() and all(second[file] > first[file] for file in first)
+
+
+def test_a_pattern_rewritten_without_a_record_is_read_again(tmp_path, hp_file, capsys):
+    hp = run(hp_file, '-cmua', corpora.cmu_arctic(str(tmp_path / 'cmu'), speakers=('bdl',), utterances=2))
+    root = hp.Train.Train_Pattern.Path
+    file = metadata_of(root)['File_List'][0]
+    time.sleep(0.01)   # another tool rewrites it later: other frames, no record
+    Atomic_Files.write_atomically(f'{root}/{file}', Patterns.pattern_bytes(np.zeros((7, 80), np.float32), 'BDL', 'CMUA'))
+    run(hp_file, '--metadata')
+    assert assert_consistent(root)['Mel_Length_Dict'][file] == 7
+
+
+def test_malformed_patterns_are_named_and_left_out(tmp_path, hp_file, capsys):
+    """A pattern whose Mel is not [frames, Mel_Dim] never reaches the metadata, at --metadata or after a run."""
+    hp = run(hp_file, '-cmua', corpora.cmu_arctic(str(tmp_path / 'cmu'), speakers=('bdl',), utterances=2))
+    root = hp.Train.Train_Pattern.Path
+    bad = {'one_d': np.zeros(120, np.float32), 'forty': np.zeros((120, 40), np.float32), 'empty': np.zeros((0, 80), np.float32)}
+    for stem, mel in bad.items():
+        with open(f'{root}/CMUA/{Patterns.pattern_name("CMUA", "bdl", stem)}', 'wb') as stream:   # as a seed-era tool writes
+            pickle.dump({'Mel': mel, 'Speaker': 'BDL', 'Dataset': 'CMUA'}, stream, protocol=4)
+    capsys.readouterr()
+    run(hp_file, '--metadata')
+    text = capsys.readouterr().out
+    for stem, shape in (('one_d', '[120]'), ('forty', '[120, 40]'), ('empty', '[0, 80]')):
+        assert f'{root}/CMUA/CMUA.BDL.{stem}.PICKLE: left out of the metadata: Mel is {shape}; expected [frames >= 1, 80]' in text
+    assert '2 patterns of 1 speakers (3 unreadable or malformed patterns left out)' in text
+    assert len(metadata_of(root)['File_List']) == 2
+    run(hp_file, '-cmua', str(tmp_path / 'cmu'))   # the build after a run checks them too
+    assert '(3 unreadable or malformed patterns left out)' in capsys.readouterr().out
+
+
+def test_two_runs_at_once_leave_each_other_alone(tmp_path, hp_file):
+    """While run A writes (held stopped mid-way), run B on the same output and --metadata neither
+    delete A's half-written files nor stop it; --metadata says why it waits. A then finishes."""
+    root = load_hyper_parameters(hp_file).Train.Train_Pattern.Path
+    script = [sys.executable, os.path.join(ROOT, 'Pattern_Generate.py'), '-hp', hp_file]
+    first = subprocess.Popen(script + ['-mw', '2', '-vctk', corpora.vctk_080(str(tmp_path / 'vctk'), speakers=(225, 226, 227), utterances=10)],
+                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(Patterns.list_patterns(root) if os.path.isdir(f'{root}/VCTK') else []) < 2:
+        time.sleep(0.02)
+    os.killpg(first.pid, signal.SIGSTOP)
+    half_written = f'{root}/VCTK/VCTK.P225.p225_999.PICKLE.tmp-{first.pid}'   # as if A were writing it now
+    open(half_written, 'wb').close()
+    try:
+        second = subprocess.run(script + ['-mw', '1', '-cmua', corpora.cmu_arctic(str(tmp_path / 'cmu'))],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+        metadata = subprocess.run(script + ['--metadata'], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    finally:
+        os.killpg(first.pid, signal.SIGCONT)
+    assert second.returncode == 0, second.stderr
+    assert f'{root}: another Pattern_Generate run is writing here (it holds {root}/.lock)' in second.stdout
+    assert metadata.returncode == 1 and metadata.stderr == (
+        f'{root}: a Pattern_Generate run is writing here (it holds {root}/.lock); run --metadata again when it has finished\n')
+    assert os.path.exists(half_written)
+    out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert '30 generated' in out and len(assert_consistent(root)['File_List']) == 36
+    result = subprocess.run(script + ['--metadata'], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and 'removed 1 half-written patterns' in result.stdout   # A is gone: now it is stale
+    assert not os.path.exists(half_written)

@@ -8,13 +8,15 @@ import numpy as np
 import pytest
 import torch
 
+import Atomic_Files
 import Datasets
 import Pattern_Generate
 import Pattern_Store
 import Patterns
 import Train
-from Hyper_Parameters import load_hyper_parameters, save_hyper_parameters
-from train_step import write_pattern_corpus
+from Hyper_Parameters import load_hyper_parameters
+from fixtures.patterns import write_pattern_corpus
+from fixtures.settings import save_hyper_parameters
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUIET = dict(log=lambda message: None)
@@ -118,7 +120,7 @@ def test_stale_store_is_refused_then_updated(root):
     # A pattern rewritten in place of another (same name, other frames' values).
     file = metadata['File_List'][4]
     old = Patterns.load_pickle(os.path.join(root, file))
-    Patterns.write_atomically(os.path.join(root, file), Patterns.pattern_bytes(old['Mel'] + 1, old['Speaker'], 'SYN'))
+    Atomic_Files.write_atomically(os.path.join(root, file), Patterns.pattern_bytes(old['Mel'] + 1, old['Speaker'], 'SYN'))
     store, reason = Pattern_Store.open_store(root)
     assert store is None and reason.endswith('were added, removed or rewritten since packing; '
                                              'update it with: python Pattern_Generate.py --pack')
@@ -126,7 +128,7 @@ def test_stale_store_is_refused_then_updated(root):
     assert Pattern_Store.pack(root, **QUIET)['packed'] == 1
     assert_store_equals_pickles(root)
     # A pattern added, then the metadata rebuilt.
-    Patterns.write_atomically(os.path.join(root, 'SYN', 'SYN.S0000.extra.PICKLE'),
+    Atomic_Files.write_atomically(os.path.join(root, 'SYN', 'SYN.S0000.extra.PICKLE'),
                               Patterns.pattern_bytes(np.zeros((70, 80), np.float32), 'S0000', 'SYN'))
     rebuild_metadata(root)
     assert 'METADATA.PICKLE changed since packing' in Pattern_Store.open_store(root)[1]
@@ -145,7 +147,7 @@ def test_stale_store_is_refused_then_updated(root):
 
 def test_a_pattern_whose_metadata_is_out_of_date_stops_the_build(root):
     file = Patterns.load_metadata(root, 'METADATA.PICKLE')['File_List'][0]
-    Patterns.write_atomically(os.path.join(root, file), Patterns.pattern_bytes(np.zeros((33, 80), np.float32), 'S0000', 'SYN'))
+    Atomic_Files.write_atomically(os.path.join(root, file), Patterns.pattern_bytes(np.zeros((33, 80), np.float32), 'S0000', 'SYN'))
     with pytest.raises(Pattern_Store.StoreError, match=r'mel of shape \(33, 80\).*the metadata is out of date'):
         Pattern_Store.pack(root, **QUIET)
     os.remove(os.path.join(root, file))
@@ -178,7 +180,7 @@ def test_pattern_generate_pack(root, hp_file, capsys):
         stream.write(b'not a pickle')
     os.remove(os.path.join(root, Patterns.RECORDS_FOLDER, os.listdir(os.path.join(root, Patterns.RECORDS_FOLDER))[0]))
     assert Pattern_Generate.main(['-hp', hp_file, '--pack']) == 0     # the metadata is rebuilt without it
-    assert 'skipped in metadata' in capsys.readouterr().out
+    assert 'left out of the metadata' in capsys.readouterr().out
     assert len(Pattern_Store.open_store(root)[0]) == 29
 
 

@@ -5,6 +5,7 @@ import pickle
 import numpy as np
 import pytest
 
+import Atomic_Files
 import Patterns
 from Hyper_Parameters import load_hyper_parameters
 
@@ -55,10 +56,10 @@ def test_our_pattern_is_the_seed_format():
 def _write_pattern(root, dataset, speaker, stem, frames, record=None):
     file = f'{dataset}/{Patterns.pattern_name(dataset, speaker, stem)}'
     os.makedirs(os.path.join(root, dataset), exist_ok=True)
-    Patterns.write_atomically(os.path.join(root, file),
-                              Patterns.pattern_bytes(np.zeros((frames, 80), np.float32), speaker, dataset))
+    written = Atomic_Files.write_atomically(os.path.join(root, file),
+                                            Patterns.pattern_bytes(np.zeros((frames, 80), np.float32), speaker, dataset))
     if record is not None:
-        record.add(file, dataset, speaker.upper(), frames)
+        record.add(file, dataset, speaker.upper(), frames, written)
     return file
 
 
@@ -98,7 +99,7 @@ def test_metadata_skips_a_damaged_pattern_and_drops_deleted_ones(tmp_path):
     metadata = Patterns.build_metadata(root, SOUND, log=lines.append)
     assert metadata['File_List'] == [kept]
     assert any(damaged in line and 'not a readable pickle' in line for line in lines)
-    assert '1 unreadable' in lines[-1]
+    assert '1 unreadable or malformed' in lines[-1]
 
 
 def test_load_metadata_explains_what_to_do(tmp_path):

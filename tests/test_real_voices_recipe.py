@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile
 
-import corpora
+from fixtures import corpora
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, 'recipes'))

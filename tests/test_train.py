@@ -10,9 +10,12 @@ import time
 import pytest
 import torch
 
+import Checkpoints
+import Runtime
 import Train
-from Hyper_Parameters import load_hyper_parameters, save_hyper_parameters
-from train_step import write_pattern_corpus
+from Hyper_Parameters import load_hyper_parameters
+from fixtures.settings import save_hyper_parameters
+from fixtures.patterns import write_pattern_corpus
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -104,8 +107,9 @@ def test_short_training_lowers_the_loss_and_separates_speakers(corpus, tmp_path)
     assert sorted(os.listdir(hp.Checkpoint_Path)) == ['Hyper_Parameter.yaml', 'S_40.pkl', 'S_80.pkl']
     assert load_hyper_parameters(os.path.join(hp.Checkpoint_Path, 'Hyper_Parameter.yaml')).Train.Max_Step == 80
 
-    state = Train.load_checkpoint(Train.checkpoint_file(hp.Checkpoint_Path, 80))
-    assert set(state) == {'Model', 'Optimizer', 'Scheduler', 'Steps', 'Epochs', 'Loss'}
+    state = Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, 80))
+    assert set(state) == {'Model', 'Optimizer', 'Scheduler', 'Steps', 'Epochs', 'Loss', 'Hyper_Parameters'}
+    assert state['Hyper_Parameters']['Encoder']['LSTM']['Sizes'] == 32 and state['Hyper_Parameters']['Train']['Max_Step'] == 80
     assert state['Steps'] == 80 and state['Epochs'] == 26                                  # 3 batches an epoch
     assert set(state['Model']) == set(trainer.encoder.state_dict())
     assert all(key.startswith('layer_Dict.') for key in state['Model'])
@@ -143,10 +147,10 @@ def test_resume_from_a_missing_checkpoint_lists_those_there(trained, tmp_path):
     hp, _ = trained
     save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
     assert Train.main(['-hp', str(tmp_path / 'hp.yaml'), '-s', '7']) == 1
-    assert Train.missing_checkpoint_message(hp.Checkpoint_Path, 7) == (
+    assert Checkpoints.missing_checkpoint_message(hp.Checkpoint_Path, 7) == (
         f'{hp.Checkpoint_Path}/S_7.pkl: no such checkpoint; checkpoints there: S_5.pkl, S_10.pkl '
         f'(resume the last with -s 10)')
-    assert 'no checkpoints there' in Train.missing_checkpoint_message(str(tmp_path / 'nothing'), 7)
+    assert 'no checkpoints there' in Checkpoints.missing_checkpoint_message(str(tmp_path / 'nothing'), 7)
 
 
 def test_a_seed_checkpoint_resumes(corpus, tmp_path):
@@ -161,7 +165,7 @@ def test_a_seed_checkpoint_resumes(corpus, tmp_path):
         parameter_state['step'] = int(parameter_state['step'])                  # the seed's RAdam kept ints
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 10000, 0.5)
     torch.save({'Model': seed.encoder.state_dict(), 'Optimizer': optimizer_state, 'Scheduler': scheduler.state_dict(),
-                'Steps': 7, 'Epochs': 2}, Train.checkpoint_file(hp.Checkpoint_Path, 7))
+                'Steps': 7, 'Epochs': 2}, Checkpoints.checkpoint_file(hp.Checkpoint_Path, 7))
     messages = []
     resumed = Train.Trainer(hp, resume_step=7, log=messages.append)
     assert (resumed.steps, resumed.epochs) == (7, 2) and resumed.loss.w.item() == 10.0
@@ -175,13 +179,13 @@ def test_a_seed_checkpoint_resumes(corpus, tmp_path):
 def test_init_fine_tunes_from_another_runs_checkpoint(trained, corpus, tmp_path):
     """--init: the other run's encoder, w and b at step 0, a fresh optimiser and schedule, its own folder."""
     hp, _ = trained
-    source = Train.checkpoint_file(hp.Checkpoint_Path, 10)
+    source = Checkpoints.checkpoint_file(hp.Checkpoint_Path, 10)
     new_hp = tiny_hp(corpus, tmp_path, Max_Step=3)
     save_hyper_parameters(new_hp, str(tmp_path / 'hp.yaml'))
     messages = []
     tuned = Train.Trainer(new_hp, log=messages.append, init_checkpoint=source)
     assert tuned.steps == 0 and tuned.epochs == 0
-    saved = Train.load_checkpoint(source)
+    saved = Checkpoints.load_checkpoint(source)
     for name, tensor in saved['Model'].items():
         torch.testing.assert_close(tuned.encoder.state_dict()[name], tensor, rtol=0, atol=0)
     assert tuned.loss.w.item() == saved['Loss']['w'].item() and tuned.loss.b.item() == saved['Loss']['b'].item()
@@ -190,7 +194,7 @@ def test_init_fine_tunes_from_another_runs_checkpoint(trained, corpus, tmp_path)
     tuned.writer.close()
     assert Train.main(['-hp', str(tmp_path / 'hp.yaml'), '--init', source]) == 0
     assert sorted(os.listdir(new_hp.Checkpoint_Path)) == ['Hyper_Parameter.yaml', 'S_3.pkl']
-    assert Train.load_checkpoint(Train.checkpoint_file(new_hp.Checkpoint_Path, 3))['Steps'] == 3
+    assert Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(new_hp.Checkpoint_Path, 3))['Steps'] == 3
 
 
 def test_init_from_a_seed_layout_checkpoint(corpus, tmp_path):
@@ -216,7 +220,7 @@ def test_init_with_another_shape_or_with_s_says_what_to_do(trained, corpus, tmp_
     other = tiny_hp(corpus, tmp_path)
     other.Encoder.LSTM.Sizes = 48
     save_hyper_parameters(other, str(tmp_path / 'hp.yaml'))
-    source = Train.checkpoint_file(hp.Checkpoint_Path, 10)
+    source = Checkpoints.checkpoint_file(hp.Checkpoint_Path, 10)
     assert Train.main(['-hp', str(tmp_path / 'hp.yaml'), '--init', source]) == 1
     error = capsys.readouterr().err
     assert error.startswith(f'Train.py: --init {source}: ') and 'Encoder.LSTM.Sizes 48' in error
@@ -300,10 +304,10 @@ def test_ctrl_c_saves_and_exits_cleanly(corpus, tmp_path):
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert 'Traceback' not in stderr
-    steps = Train.list_checkpoints(hp.Checkpoint_Path)
+    steps = Checkpoints.list_checkpoints(hp.Checkpoint_Path)
     assert len(steps) == 1 and steps[0] > 0
     assert f'SIGINT: stopped at step {steps[0]}; resume with: python Train.py -hp {tmp_path}/hp.yaml -s {steps[0]}' in stdout
-    assert Train.load_checkpoint(Train.checkpoint_file(hp.Checkpoint_Path, steps[0]))['Steps'] == steps[0]
+    assert Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, steps[0]))['Steps'] == steps[0]
 
 
 def test_two_processes_with_gloo(corpus, tmp_path):
@@ -315,8 +319,8 @@ def test_two_processes_with_gloo(corpus, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count('Run directory') == 1          # only rank 0 logs
     assert result.stdout.count('Finished training at step 6') == 1
-    assert Train.list_checkpoints(hp.Checkpoint_Path) == [3, 6]
-    state = Train.load_checkpoint(Train.checkpoint_file(hp.Checkpoint_Path, 6))
+    assert Checkpoints.list_checkpoints(hp.Checkpoint_Path) == [3, 6]
+    state = Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, 6))
     assert all(key.startswith('layer_Dict.') for key in state['Model'])     # no 'module.' prefix
     assert state['Loss']['w'].item() != 10.0
     assert os.path.isfile(os.path.join(hp.Log_Path, 'Figures', 'S6_multi.png'))
@@ -330,25 +334,26 @@ def test_two_processes_with_gloo(corpus, tmp_path):
 
 def test_device_falls_back_to_the_cpu_with_a_warning():
     messages = []
-    assert Train.select_device('-1', 0, False, messages.append) == torch.device('cpu') and not messages
+    assert Checkpoints.select_device('-1', warn=messages.append) == torch.device('cpu') and not messages
+    assert Checkpoints.select_device('0', requested='cpu', warn=messages.append) == torch.device('cpu') and not messages
     if not torch.cuda.is_available():
-        assert Train.select_device('0', 0, False, messages.append) == torch.device('cpu')
+        assert Checkpoints.select_device('0', local_rank=0, warn=messages.append) == torch.device('cpu')
         assert "Device is '0' but CUDA is not available" in messages[0]
 
 
-@pytest.mark.skipif(not Train.cpu_has_bfloat16(), reason='this CPU has no native bfloat16')
+@pytest.mark.skipif(not Runtime.cpu_has_bfloat16(), reason='this CPU has no native bfloat16')
 def test_mixed_precision_on_the_cpu_trains_in_bfloat16(corpus, tmp_path):
     hp = tiny_hp(corpus, tmp_path, Max_Step=6, Checkpoint_Save_Interval=6, Mixed_Precision=True)
     trainer = Train.train(hp, log=lambda message: None)
     assert trainer.mixed_precision and trainer.autocast_dtype == torch.bfloat16 and not trainer.scaler.is_enabled()
-    state = Train.load_checkpoint(Train.checkpoint_file(hp.Checkpoint_Path, 6))
+    state = Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, 6))
     assert 'Scaler' not in state and all(value.dtype == torch.float32 for value in state['Model'].values())
     assert all(torch.isfinite(value).all() for value in state['Model'].values())
 
 
 @pytest.mark.parametrize('native_bfloat16', [False, True])
 def test_a_cpu_without_bfloat16_trains_in_float32_with_the_chosen_counts(corpus, tmp_path, monkeypatch, native_bfloat16):
-    monkeypatch.setattr(Train, 'cpu_has_bfloat16', lambda: native_bfloat16)
+    monkeypatch.setattr(Train.Runtime, 'cpu_has_bfloat16', lambda: native_bfloat16)
     monkeypatch.setattr(Train.Cpu_Defaults, 'usable_cores', lambda: 2)
     messages = []
     hp = tiny_hp(corpus, tmp_path, Max_Step=1, Mixed_Precision=True, Num_Workers='auto')

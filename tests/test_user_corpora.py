@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import soundfile
 
-import corpora
+from fixtures import corpora
 import Pattern_Generate
 from Hyper_Parameters import load_hyper_parameters
 from test_pattern_generate import assert_consistent, hp_file, metadata_of, run  # noqa: F401 (fixture)
@@ -64,15 +64,19 @@ def test_relative_paths_try_the_current_folder_first(tmp_path, hp_file, monkeypa
     assert len(metadata_of(hp.Train.Train_Pattern.Path)['File_List']) == 6
 
 
+def run_with_extra_entries(data: str, hp_file: str, capsys, wav_scp: str, utt2spk: str) -> tuple:
+    """Append lines to a Kaldi directory's wav.scp and utt2spk, generate, and return (hp, printed output)."""
+    for name, lines in (('wav.scp', wav_scp), ('utt2spk', utt2spk)):
+        with open(os.path.join(data, name), 'a') as stream:
+            stream.write(lines)
+    hp = run(hp_file, '-kaldi', data)
+    return hp, capsys.readouterr().out
+
+
 def test_piped_entries_are_refused_and_never_run(tmp_path, hp_file, capsys):
     data = kaldi_corpus(str(tmp_path / 'corpus'))
     witness = tmp_path / 'pwned'
-    with open(os.path.join(data, 'wav.scp'), 'a') as stream:
-        stream.write(f'evil-0 touch {witness} |\n')
-    with open(os.path.join(data, 'utt2spk'), 'a') as stream:
-        stream.write('evil-0 spk1\n')
-    hp = run(hp_file, '-kaldi', data)
-    out = capsys.readouterr().out
+    hp, out = run_with_extra_entries(data, hp_file, capsys, f'evil-0 touch {witness} |\n', 'evil-0 spk1\n')
     assert not witness.exists()
     assert f'{data}/wav.scp:7: evil-0 is a shell command (touch {witness} |), which is never run' in out
     assert 'evil-0: not in wav.scp' in out
@@ -82,12 +86,9 @@ def test_piped_entries_are_refused_and_never_run(tmp_path, hp_file, capsys):
 
 def test_bad_lines_are_reported_by_line_and_counted(tmp_path, hp_file, capsys):
     data = kaldi_corpus(str(tmp_path / 'corpus'))
-    with open(os.path.join(data, 'wav.scp'), 'a') as stream:
-        stream.write(f'gone-0 {tmp_path}/nowhere.wav\nlonely-0 {tmp_path}/corpus/WAVE/spk1/spk1-0.wav\n')
-    with open(os.path.join(data, 'utt2spk'), 'a') as stream:
-        stream.write('gone-0 spk1\nghost-0 spk2\nbroken\n')
-    hp = run(hp_file, '-kaldi', data)
-    out = capsys.readouterr().out
+    hp, out = run_with_extra_entries(
+        data, hp_file, capsys, f'gone-0 {tmp_path}/nowhere.wav\nlonely-0 {tmp_path}/corpus/WAVE/spk1/spk1-0.wav\n',
+        'gone-0 spk1\nghost-0 spk2\nbroken\n')
     assert f'{data}/wav.scp:7: gone-0: no such file: {tmp_path}/nowhere.wav' in out
     assert f'{data}/utt2spk:8: ghost-0: not in wav.scp' in out
     assert f'{data}/utt2spk:9: malformed: expected 2 fields, found 1' in out

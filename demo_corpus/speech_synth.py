@@ -13,7 +13,8 @@ reproducible, and a resumed build equals an uninterrupted one. It also makes the
 after fork: no library state is carried into a child. (Should another module of the process hold
 libespeak-ng loaded too, the unload is a no-op and that guarantee is lost: synthesis still works.)
 
-    samples, sample_rate = Speech_Synth.synthesize('Hello there.', voice='en-us+f2', rate=160)
+    from demo_corpus import speech_synth
+    samples, sample_rate = speech_synth.synthesize('Hello there.', voice='en-us+f2', rate=160)
 
 A voice is '<language>[+<variant>]': a language or accent file under espeak-ng-data/lang
 ('en', 'en-us', 'en-gb-scotland', ...) and optionally a variant under espeak-ng-data/voices/!v

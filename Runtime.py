@@ -1,0 +1,88 @@
+"""What a training process needs from its surroundings: torchrun's environment and process group,
+CPU arithmetic, native bfloat16 detection, and stop requests (Ctrl-C, SIGTERM)."""
+import os
+import signal
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class TorchrunProcess:
+    """This process's place in a torchrun job; rank 0 of 1 for a plain run."""
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def torchrun_process() -> TorchrunProcess:
+    """RANK, WORLD_SIZE and LOCAL_RANK as torchrun sets them."""
+    return TorchrunProcess(int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1)),
+                           int(os.environ.get('LOCAL_RANK', 0)))
+
+
+def join_process_group(device: torch.device) -> None:
+    """Under torchrun: NCCL between GPUs, gloo between CPU processes."""
+    if not torch.distributed.is_initialized():
+        torch.distributed.init_process_group('nccl' if device.type == 'cuda' else 'gloo')
+
+
+def leave_process_group() -> None:
+    if torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+def configure_cpu_arithmetic() -> None:
+    """Flush denormal floats to zero, as GPUs do. Gradients that fade through an LSTM's frames
+    reach the denormal range, where x86 arithmetic is many times slower: a training step of
+    4 x 4 utterances on 550-frame crops of synthetic patterns took 6.3 s instead of 0.85 s on
+    one core. Threads inherit the setting when they are created, so call this before the first
+    parallel torch operation; called later, it covers the calling thread only."""
+    torch.set_flush_denormal(True)
+
+
+def cpu_has_bfloat16(cpuinfo: str = '/proc/cpuinfo') -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX), where bfloat16
+    autocast is fast; elsewhere it is emulated and slower than float32."""
+    try:
+        with open(cpuinfo, encoding='utf-8') as stream:
+            flags = next((line for line in stream if line.startswith('flags')), '').split()
+    except OSError:
+        return False
+    return 'avx512_bf16' in flags or 'amx_bf16' in flags
+
+
+class StopRequest:
+    """The first Ctrl-C (SIGINT) or SIGTERM asks the loop to stop after the current step, save
+    and exit; a second Ctrl-C interrupts at once. signal_name: the first signal's name, or None."""
+
+    def __init__(self):
+        self.signal_name = None
+        self._previous = {}
+
+    def __enter__(self):
+        if hasattr(signal, 'SIGTERM'):
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exception):
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    @property
+    def requested(self) -> bool:
+        return self.signal_name is not None
+
+    def _handle(self, number, frame):
+        if self.requested and number == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal_name = signal.Signals(number).name

@@ -1,0 +1,118 @@
+"""Speaker verification: trial lists, cosine scores, EER and minDCF, and the files that report them.
+
+A trial list has VoxCeleb's format, one trial per line:
+'1 id10270/x6uYqmx31kE/00001.wav id10270/8jEAjG6SegY/00008.wav' (1 same speaker, 0 different).
+"""
+import json
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+import Metrics
+
+P_TARGET = 0.01              # the VoxCeleb challenge's minDCF prior, with C_miss = C_fa = 1
+
+
+class TrialListError(ValueError):
+    """A trial list that cannot be read or scored; str is one line."""
+
+
+@dataclass
+class VerificationResult:
+    """Scores of the trials whose two files could be embedded, and the metrics over them."""
+    eer: float                   # equal error rate, a fraction (0..1)
+    min_dcf: float               # normalised minimum detection cost at p_target, C_miss = C_fa = 1
+    scores: np.ndarray           # float32 [trials scored], cosine similarity
+    trials: list                 # (target 0/1, path_a, path_b) of each score
+    skipped_trials: list = field(default_factory=list)    # trials naming a file that could not be embedded
+    unusable_files: dict = field(default_factory=dict)    # path (as in the trial list) -> reason
+    p_target: float = P_TARGET
+
+
+def read_trials(path: str) -> list:
+    """A VoxCeleb trial list -> [(target, path_a, path_b)]."""
+    if not os.path.isfile(path):
+        raise TrialListError(f'{path}: no such trial list')
+    trials = []
+    with open(path, encoding='utf-8') as stream:
+        for number, line in enumerate(stream, 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 3 or fields[0] not in ('0', '1'):
+                raise TrialListError(f'{path}:{number}: expected "1|0 path_a path_b", got {line.strip()!r}')
+            trials.append((int(fields[0]), fields[1], fields[2]))
+    if not trials:
+        raise TrialListError(f'{path}: no trials')
+    return trials
+
+
+def score_trials(trials, embedding_of: dict, p_target: float = P_TARGET) -> VerificationResult:
+    """Cosine-score trials from embeddings already computed: embedding_of maps each trial path to
+    a unit float32 [E] vector, or to a reason string when the file could not be embedded."""
+    kept, skipped, scores = [], [], []
+    for trial in trials:
+        first, second = embedding_of.get(trial[1]), embedding_of.get(trial[2])
+        if isinstance(first, np.ndarray) and isinstance(second, np.ndarray):
+            kept.append(trial)
+            scores.append(float(np.dot(first, second)))
+        else:
+            skipped.append(trial)
+    unusable = {path: value for path, value in embedding_of.items() if not isinstance(value, np.ndarray)}
+    scores = np.asarray(scores, dtype=np.float32)
+    targets = np.asarray([trial[0] for trial in kept], dtype=bool)
+    if targets.all() or not targets.any():
+        raise TrialListError(f'{len(kept)} trials could be scored ({len(skipped)} skipped); '
+                             f'EER needs both target and non-target trials')
+    return VerificationResult(Metrics.equal_error_rate(scores, targets), Metrics.minimum_dcf(scores, targets, p_target),
+                              scores, kept, skipped, unusable, p_target)
+
+
+def evaluate_trials(encoder, trials, root: str = '', progress: bool = False, known: dict = None,
+                    p_target: float = P_TARGET) -> VerificationResult:
+    """Embed each file named by the trials once (paths relative to root) and score the trials.
+
+    encoder: an Embedding.SpeakerEncoder. trials: a trial-list path or [(target, path_a, path_b)].
+    known: embeddings already computed, {trial path: unit vector}, which are not recomputed.
+    """
+    if isinstance(trials, (str, os.PathLike)):
+        trials = read_trials(str(trials))
+    embedding_of = dict(known or {})
+    needed = list(dict.fromkeys(path for _, first, second in trials for path in (first, second)
+                                if path not in embedding_of))
+    if needed:
+        for index, vector, reason in encoder.stream_files([os.path.join(root, path) for path in needed], progress):
+            embedding_of[needed[index]] = vector if reason is None else reason
+    return score_trials(trials, embedding_of, p_target)
+
+
+def pairwise_eer(embeddings: torch.Tensor, labels: list, max_utterances: int) -> float:
+    """EER (fraction) of cosine scores over every pair of the first max_utterances L2-normalised
+    embeddings [n, E] (pairs grow with the square of n); labels [n] name their speakers."""
+    embeddings, labels = embeddings[:max_utterances], labels[:max_utterances]
+    scores = embeddings @ embeddings.T                                          # [n, n]
+    codes = {label: code for code, label in enumerate(dict.fromkeys(labels))}
+    codes = torch.tensor([codes[label] for label in labels])
+    first, second = torch.triu_indices(len(labels), len(labels), offset=1)
+    return Metrics.equal_error_rate(scores[first, second].numpy(), (codes[first] == codes[second]).numpy())
+
+
+def write_verification(result: VerificationResult, trial_count: int, out_dir: str) -> None:
+    """scores.txt (each scored trial and its score) and verification.json in out_dir; prints the summary."""
+    with open(os.path.join(out_dir, 'scores.txt'), 'w', encoding='utf-8') as stream:
+        for (target, first, second), score in zip(result.trials, result.scores):
+            stream.write(f'{target} {first} {second} {score:.6f}\n')
+    for path, reason in result.unusable_files.items():
+        print(f'trial file not embedded: {path}: {reason}')
+    summary = {'eer_percent': round(100 * result.eer, 4), 'min_dcf': round(result.min_dcf, 5),
+               'p_target': result.p_target, 'c_miss': 1, 'c_false_alarm': 1, 'trials_scored': len(result.trials),
+               'trials_skipped': len(result.skipped_trials), 'files_not_embedded': len(result.unusable_files)}
+    with open(os.path.join(out_dir, 'verification.json'), 'w', encoding='utf-8') as stream:
+        json.dump(summary, stream, indent=2)
+    skipped = (f' ({len(result.skipped_trials):,} skipped: they name {len(result.unusable_files):,} '
+               f'missing or unreadable files)') if result.skipped_trials else ''
+    print(f'EER {100 * result.eer:.2f} %, minDCF(p_target {result.p_target:g}) {result.min_dcf:.4f} over '
+          f'{len(result.trials):,} of {trial_count:,} trials{skipped}')
+    print(f'Wrote scores.txt, verification.json in {out_dir}')
