@@ -1,6 +1,8 @@
 """What a training process needs from its surroundings: torchrun's environment and process group,
-CPU arithmetic, native bfloat16 detection, and stop requests (Ctrl-C, SIGTERM)."""
+CPU arithmetic, native bfloat16 detection, stop requests (Ctrl-C, SIGTERM) and the death of its
+DataLoader workers."""
 import os
+import re
 import signal
 from dataclasses import dataclass
 
@@ -86,3 +88,20 @@ class StopRequest:
         if self.requested and number == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal_name = signal.Signals(number).name
+
+
+def worker_death(error: BaseException):
+    """One line when error is torch's report of a DataLoader worker that died (killed by a signal,
+    or by the kernel's out-of-memory killer), else None."""
+    match = re.search(r'DataLoader worker \(pid[^)]*\)[^.:]*(: [\w ]+)?', str(error))
+    if not isinstance(error, RuntimeError) or match is None:
+        return None
+    return f'a data-loading worker process died ({match.group(0).strip()})'
+
+
+def quiet_worker_exits() -> None:
+    """Stop torch's SIGCHLD check, which raises in the main thread whenever a DataLoader worker
+    exits badly: while a stopping run saves its checkpoint, the other workers' exits must not
+    interrupt the save."""
+    if hasattr(signal, 'SIGCHLD'):
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)

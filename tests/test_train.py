@@ -134,7 +134,7 @@ def test_resume_continues_exactly(trained):
     assert resumed.scheduler.get_last_lr() == finished.scheduler.get_last_lr() == [1e-2 * 0.5 ** 3]
     assert resumed.loss.w.item() == finished.loss.w.item() and resumed.loss.b.item() == finished.loss.b.item()
     # The next step from the checkpoint equals the next step of the run that wrote it.
-    mels = next(iter(finished.train_loader))
+    mels = next(iter(finished.train_loader)).mels
     for trainer in (finished, resumed):
         trainer.train_step(mels)
     for mine, theirs in zip(resumed.optimizer.param_groups[0]['params'], finished.optimizer.param_groups[0]['params']):
@@ -170,7 +170,7 @@ def test_a_seed_checkpoint_resumes(corpus, tmp_path):
     resumed = Train.Trainer(hp, resume_step=7, log=messages.append)
     assert (resumed.steps, resumed.epochs) == (7, 2) and resumed.loss.w.item() == 10.0
     assert any("no GE2E w and b" in message for message in messages)
-    loss, _ = resumed.train_step(next(iter(resumed.train_loader)))
+    loss, _ = resumed.train_step(next(iter(resumed.train_loader)).mels)
     assert loss is not None and resumed.steps == 8 and resumed.loss.w.item() != 10.0
     seed.writer.close()
     resumed.writer.close()
@@ -282,7 +282,7 @@ def test_non_finite_losses_are_skipped_and_ten_in_a_row_stop(corpus, tmp_path, l
     with pytest.raises(Train.TrainingError) as error:
         trainer.run()
     assert 'not finite in 10 steps in a row' in str(error.value) and 'no checkpoint was written' in str(error.value)
-    assert trainer.steps == 3 and trainer.skipped_steps == 11          # call 2 and calls 5-14 were skipped
+    assert trainer.steps == 3 and trainer.nonfinite.skipped == 11          # call 2 and calls 5-14 were skipped
     assert any(message.startswith('Step 2: non-finite loss') for message in messages)
     assert not any(name.startswith('S_') for name in os.listdir(hp.Checkpoint_Path))
     after = trainer.encoder.state_dict()
@@ -325,7 +325,7 @@ def test_two_processes_with_gloo(corpus, tmp_path):
     assert state['Loss']['w'].item() != 10.0
     assert os.path.isfile(os.path.join(hp.Log_Path, 'Figures', 'S6_multi.png'))
     # Too few speakers for 2 processes x 7: the how-to names the processes.
-    hp.Train.Batch.Train.Speaker = 7
+    hp.Train.Batch.Train.Speaker, hp.Checkpoint_Path = 7, str(tmp_path / 'Checkpoint-2')
     save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
     result = run_script(['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
                          'Train.py', '-hp', str(tmp_path / 'hp.yaml')], timeout=180)
