@@ -111,15 +111,19 @@ def load_checkpoint(path: str) -> dict:
             warnings.simplefilter('ignore')          # torch's notes on pickle protocols
             loaded = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as error:   # a damaged file, or pickled objects that weights_only refuses
-        raise CheckpointError(f'{path}: cannot be loaded as a checkpoint ({_load_failure(error)})') from None
+        raise CheckpointError(f'{path}: cannot be loaded as a checkpoint ({_load_failure(error, path)})') from None
     if not isinstance(loaded, dict):
         raise CheckpointError(f'{path}: not a checkpoint (a {type(loaded).__name__}, not a dict)')
     return loaded
 
 
-def _load_failure(error: Exception) -> str:
+def _load_failure(error: Exception, path: str) -> str:
     """Why torch.load failed, in our words: torch's own message advises weights_only=False, which
     would run whatever code the file carries, so none of its text is shown but the name refused."""
+    with open(path, 'rb') as stream:
+        start = stream.read(2)
+    if start[:2] != b'PK' and start[:1] != b'\x80':          # neither a torch.save zip nor a pickle
+        return 'not a torch.save file'
     text = str(error)
     refused = re.search(r'GLOBAL ([\w.]+)', text)
     if refused:

@@ -151,28 +151,9 @@ class Trainer:
 
     def run(self) -> str:
         """Train to Train.Max_Step. Returns (and keeps in self.outcome) 'finished' or the name of the
-        signal that stopped it."""
-        train_hp = self.hp.Train
-        if train_hp.Initial_Inference and self.steps == 0:
-            self.evaluate()
-        window = LoggingWindow(train_hp.Batch.Train.Speaker * train_hp.Batch.Train.Pattern_per_Speaker
-                               * self.process.world_size)
-        batches = self.batches(window)
-        self.outcome, started_at = 'finished', self.steps
-        try:
-            with Runtime.StopRequest() as stop, tqdm(initial=self.steps, total=train_hp.Max_Step, desc='[Training]',
-                                                     unit='step', disable=not self.is_main, dynamic_ncols=True) as bar:
-                self.loop(batches, window, stop, bar)
-        except (NonFiniteStop, CheckpointError):
-            raise
-        except Exception as error:
-            Runtime.quiet_worker_exits()
-            saved = self.save_on_error(started_at)
-            cause = stop_cause(error)
-            if cause:
-                raise TrainingError(f'stopped at step {self.steps}: {cause}; {saved}') from None
-            self.log(f'{type(error).__name__} at step {self.steps}: {saved}')
-            raise
+        signal that stopped it. A data-loading worker's death is met in the loop, never mid-step."""
+        Runtime.meet_worker_deaths_in_loop()
+        self.train_until_stopped()
         if self.outcome != 'finished':
             if not os.path.isfile(checkpoint_file(self.hp.Checkpoint_Path, self.steps)):
                 self.save()
@@ -182,6 +163,29 @@ class Trainer:
         if self.writer is not None:
             self.writer.close()
         return self.outcome
+
+    def train_until_stopped(self) -> None:
+        """The loop, and what follows a fatal error in it: a checkpoint first (save_on_error),
+        then one line (TrainingError) when the cause is one the user can act on."""
+        train_hp = self.hp.Train
+        if train_hp.Initial_Inference and self.steps == 0:
+            self.evaluate()
+        window = LoggingWindow(train_hp.Batch.Train.Speaker * train_hp.Batch.Train.Pattern_per_Speaker
+                               * self.process.world_size)
+        self.outcome, started_at = 'finished', self.steps
+        try:
+            with Runtime.StopRequest() as stop, tqdm(initial=self.steps, total=train_hp.Max_Step, desc='[Training]',
+                                                     unit='step', disable=not self.is_main, dynamic_ncols=True) as bar:
+                self.loop(self.batches(window), window, stop, bar)
+        except (NonFiniteStop, CheckpointError):
+            raise
+        except Exception as error:
+            saved = self.save_on_error(started_at)
+            cause = stop_cause(error)
+            if cause:
+                raise TrainingError(f'stopped at step {self.steps}: {cause}; {saved}') from None
+            self.log(f'{type(error).__name__} at step {self.steps}: {saved}')
+            raise
 
     def loop(self, batches, window: LoggingWindow, stop: Runtime.StopRequest, bar) -> None:
         """Steps until Train.Max_Step or a stop request; sets self.outcome to the signal's name on a stop."""
