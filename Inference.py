@@ -138,6 +138,9 @@ def parse_arguments(argv=None):
 
 
 def run(args) -> None:
+    problem = (args.input or args.trials) and folder_problem(args.output)
+    if problem:
+        raise OutputError(f'{problem}; choose another output folder with -o')
     model, hp, hp_source, steps = load_trained_encoder(args.checkpoint, args.hyper_parameters)
     for line in export_encoder(model, hp.Sound.Mel_Dim, window_length(hp, args.slices),
                                args.export_torchscript, args.export_onnx):
@@ -155,9 +158,6 @@ def run(args) -> None:
           f'{encoder.workers} decoding workers, {torch.get_num_threads()} encoder threads')
     trials = read_trials(args.trials) if args.trials else []
     inputs = read_input(args.input) if args.input else None
-    problem = folder_problem(args.output)
-    if problem:
-        raise OutputError(f'{problem}; choose another output folder with -o')
     outputs = OutputSet(args.output)
     try:
         write_outputs(args, encoder, inputs, trials, outputs.staging)

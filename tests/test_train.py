@@ -290,16 +290,22 @@ def test_non_finite_losses_are_skipped_and_ten_in_a_row_stop(corpus, tmp_path, l
     assert any(not torch.equal(old, new) for old, new in zip(before, trainer.encoder.parameters()))
 
 
-def test_ctrl_c_saves_and_exits_cleanly(corpus, tmp_path):
-    hp = tiny_hp(corpus, tmp_path, Max_Step=1_000_000, Checkpoint_Save_Interval=1_000_000, Logging_Interval=1)
-    save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
+def start_training(hp, folder, seconds: float = 1.5) -> subprocess.Popen:
+    """Train.py -hp <folder>/hp.yaml in a process of its own, `seconds` after its first steps."""
+    save_hyper_parameters(hp, str(folder / 'hp.yaml'))
     environment = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
-    process = subprocess.Popen([sys.executable, 'Train.py', '-hp', str(tmp_path / 'hp.yaml')], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, 'Train.py', '-hp', str(folder / 'hp.yaml')], cwd=ROOT,
                                env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not (os.path.isdir(hp.Log_Path) and os.listdir(hp.Log_Path)) and time.time() < deadline:
         time.sleep(0.2)                                      # the run has started when its log appears
-    time.sleep(1.5)                                          # some steps
+    time.sleep(seconds)                                      # some steps
+    return process
+
+
+def test_ctrl_c_saves_and_exits_cleanly(corpus, tmp_path):
+    hp = tiny_hp(corpus, tmp_path, Max_Step=1_000_000, Checkpoint_Save_Interval=1_000_000, Logging_Interval=1)
+    process = start_training(hp, tmp_path)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr

@@ -20,7 +20,7 @@ import Train
 from fixtures.folders import fill, read_only_folder, small_file_system
 from fixtures.patterns import write_pattern_corpus
 from fixtures.settings import save_hyper_parameters
-from test_train import ROOT, run_script, tiny_hp
+from test_train import ROOT, run_script, start_training, tiny_hp
 
 
 @pytest.fixture(scope='module')
@@ -157,7 +157,7 @@ def test_a_run_whose_data_goes_bad_stops_with_a_checkpoint(corpus, tmp_path):
         trainer.run()
     message = str(error.value)
     assert message.startswith('stopped at step 4: ') and 'most of the training data is bad' in message
-    assert message.endswith(f'checkpoint S_4.pkl is saved; resume with: python Train.py -s 4')
+    assert message.endswith('checkpoint S_4.pkl is saved; resume with: python Train.py -s 4')
     assert Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, 4))['Steps'] == 4
 
 
@@ -170,14 +170,7 @@ def children(pid: int) -> list:
 def test_a_killed_data_worker_saves_then_stops(corpus, tmp_path, killed):
     """`kill -9 WORKER`, or `pkill -f Train.py` (SIGTERM to the run and its workers at once)."""
     hp = tiny_hp(corpus, tmp_path, Max_Step=1_000_000, Checkpoint_Save_Interval=1_000_000, Num_Workers=1)
-    save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
-    environment = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
-    process = subprocess.Popen([sys.executable, 'Train.py', '-hp', str(tmp_path / 'hp.yaml')], cwd=ROOT,
-                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not (os.path.isdir(hp.Log_Path) and os.listdir(hp.Log_Path)) and time.time() < deadline:
-        time.sleep(0.2)
-    time.sleep(2.0)                                             # some steps
+    process = start_training(hp, tmp_path, seconds=2.0)
     workers = children(process.pid)
     assert workers, 'no DataLoader worker found'
     if killed == 'worker':
