@@ -57,6 +57,14 @@ def missing_checkpoint_message(checkpoint_path: str, step: int) -> str:
     return f'{checkpoint_file(checkpoint_path, step)}: no such checkpoint; {found}'
 
 
+def resume_advice(checkpoint_path: str, command: str) -> str:
+    """How to go on from the last checkpoint in checkpoint_path: '... resume with: COMMAND -s STEP'."""
+    last = list_checkpoints(checkpoint_path)[-1:]
+    if not last:
+        return 'no checkpoint is saved; start the run again once the cause is fixed'
+    return f'checkpoint S_{last[0]}.pkl is saved; resume with: {command} -s {last[0]}'
+
+
 def check_checkpoint_folder(checkpoint_path: str, new_run: bool) -> None:
     """Before a run starts: a new run (not -s) must not overwrite another run's checkpoints, and
     the folder must take files (not read-only, not full, not a file). Raises CheckpointError."""
@@ -82,10 +90,8 @@ def save_checkpoint(state: dict, path: str, resume_command: str = 'python Train.
         write_atomically(path, buffer.getvalue())
     except OSError as error:
         folder = os.path.dirname(path) or '.'
-        last = list_checkpoints(folder)[-1:]
-        resume = f'resume with: {resume_command} -s {last[0]}' if last else 'start the run again'
         raise CheckpointError(f'{path}: cannot be written ({error.strerror or error}); free space or make '
-                              f'{folder} writable, then {resume}') from None
+                              f'{folder} writable; {resume_advice(folder, resume_command)}') from None
 
 
 @contextlib.contextmanager
@@ -196,6 +202,21 @@ def load_encoder_state(model: Encoder, state_dict: dict, hp, origin: str) -> Enc
                               f'({_settings_of(unexpected[0], hp)}); {hint}')
     model.load_state_dict(state_dict)
     return model
+
+
+def load_for_fine_tuning(path: str, encoder: Encoder, loss: torch.nn.Module, hp) -> tuple:
+    """Train.py --init: a checkpoint's encoder weights into encoder (shaped by hp), and its GE2E w
+    and b into loss where it has them (the seed's have none). Returns (its step or -1, where w and
+    b come from, for the log). Raises CheckpointError."""
+    checkpoint = load_checkpoint(path)
+    load_encoder_state(encoder, encoder_state(checkpoint, path), hp, path)
+    loss_state = checkpoint.get('Loss')
+    if isinstance(loss_state, dict) and set(loss_state) == {'w', 'b'}:
+        loss.load_state_dict(loss_state)
+        origin = f'w = {loss.w.item():g}, b = {loss.b.item():g} from it'
+    else:
+        origin = f'no w and b in it: they start at w = {loss.w.item():g}, b = {loss.b.item():g}'
+    return int(checkpoint.get('Steps', -1)), origin
 
 
 def load_trained_encoder(path: str, hp=None) -> tuple:

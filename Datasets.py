@@ -111,11 +111,10 @@ class SpeakerDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int):
         generator = np.random.default_rng([self.fixed_seed, index]) if self.fixed_seed is not None else self.random.generator()
-        start, stop = self.starts[index], self.starts[index + 1]
-        chosen = start + generator.choice(stop - start, size=self.utterances, replace=False)
+        chosen = self.choose(index, generator)
         dataset = self.speakers[index][0]
         mels, files, problems = [], [], []
-        for file_index in itertools.chain(chosen, self._spares(generator, start, stop, chosen)):
+        for file_index in itertools.chain(chosen, self._spares(generator, index, chosen)):
             file = pattern_key(self.files[file_index].decode(), dataset)
             try:
                 mels.append(self._load(int(file_index), dataset))
@@ -130,9 +129,14 @@ class SpeakerDataset(torch.utils.data.Dataset):
             mels, files = [mels[position] for position in repeat], [files[position] for position in repeat]
         return index, mels, files, problems
 
-    @staticmethod
-    def _spares(generator, start: int, stop: int, chosen: np.ndarray):
+    def choose(self, index: int, generator: np.random.Generator) -> np.ndarray:
+        """File indices [utterances] (int64) of speaker `index`, drawn without replacement."""
+        start, stop = self.starts[index], self.starts[index + 1]
+        return start + generator.choice(stop - start, size=self.utterances, replace=False)
+
+    def _spares(self, generator, index: int, chosen: np.ndarray):
         """The speaker's other patterns in random order, drawn only when a chosen one is unusable."""
+        start, stop = self.starts[index], self.starts[index + 1]
         taken = set(chosen.tolist())
         yield from (start + offset for offset in generator.permutation(stop - start) if start + offset not in taken)
 

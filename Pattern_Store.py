@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 import Atomic_Files
 import Patterns
+import Slicing
 
 STORE_FOLDER = '.packed'
 MANIFEST = 'STORE.json'
@@ -314,7 +315,7 @@ class PackedStore:
         self.folder, self.mel_dim = folder, manifest['mel_dim']
         self.part_paths = [os.path.join(folder, part['name'] + '.mels') for part in manifest['parts']]
         self.keys, self.part, self.offset, self.frames = (index[name] for name in ('key', 'part', 'offset', 'frames'))
-        self._maps, self._pid = None, None
+        self._maps, self._mmaps, self._pid = None, None, None
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -334,20 +335,46 @@ class PackedStore:
         offset = self.offset[row]
         return self._arrays()[self.part[row]][offset:offset + self.frames[row]]
 
+    def gather(self, rows: np.ndarray, offsets: np.ndarray, length: int, out: np.ndarray) -> None:
+        """Crops of `length` frames at `offsets` of rows [crops] into out [length, crops, mel_dim]; a
+        shorter pattern whole, reflect-padded (Slicing.crop_or_pad). Reads only the crops' frames."""
+        frames = self.frames[rows]
+        self.will_need(rows, offsets, np.minimum(frames, length))
+        maps = self._arrays()
+        starts = (self.offset[rows] + offsets).tolist()
+        for column, (part, start, count) in enumerate(zip(self.part[rows].tolist(), starts, frames.tolist())):
+            if count >= length:
+                out[:, column] = maps[part][start:start + length]
+            else:
+                out[:, column] = Slicing.reflect_pad(maps[part][start:start + count], length)
+
+    def will_need(self, rows: np.ndarray, starts: np.ndarray, frames: np.ndarray) -> None:
+        """Ask the kernel to read frames [start, start + frames) of each row now, one request per
+        crop for all of them at once (touching a cold map reads a page at a time, and waits)."""
+        row_bytes = self.mel_dim * DTYPE.itemsize
+        first = (self.offset[rows] + starts) * row_bytes
+        size = frames * row_bytes + first % mmap.PAGESIZE
+        first -= first % mmap.PAGESIZE
+        self._arrays()
+        for part, start, length in zip(self.part[rows].tolist(), first.tolist(), size.tolist()):
+            self._mmaps[part].madvise(mmap.MADV_WILLNEED, start, length)
+
     def _arrays(self) -> list:
+        """[frames, mel_dim] arrays over the parts' maps (self._mmaps), opened once per process."""
         if self._pid != os.getpid():
-            self._maps = []
+            maps, mmaps = [], []
             for path in self.part_paths:
                 with open(path, 'rb') as stream:
                     mapped = mmap.mmap(stream.fileno(), 0, access=mmap.ACCESS_READ)
                 mapped.madvise(mmap.MADV_RANDOM)          # read only the pages touched: a crop, not its neighbours
-                self._maps.append(np.frombuffer(mapped, dtype=DTYPE).reshape(-1, self.mel_dim))
-            self._pid = os.getpid()
+                mmaps.append(mapped)
+                maps.append(np.frombuffer(mapped, dtype=DTYPE).reshape(-1, self.mel_dim))
+            self._maps, self._mmaps, self._pid = maps, mmaps, os.getpid()   # the pid last: threads that see it see the maps
         return self._maps
 
     def __getstate__(self):
         """Pickled (DataLoader workers started by spawn): without the maps, reopened there."""
-        return dict(vars(self), _maps=None, _pid=None)
+        return dict(vars(self), _maps=None, _mmaps=None, _pid=None)
 
 
 def open_store(root: str, metadata_file: str = 'METADATA.PICKLE') -> tuple:

@@ -4,7 +4,8 @@
     torchrun --nproc_per_node=GPUS Train.py [-hp ...] [-s STEP]      # DistributedDataParallel
 
 Checkpoints go to <Checkpoint_Path>/S_<step>.pkl (Checkpoints.py: the seed's layout plus the GE2E
-w and b and the run's settings); TensorBoard logs and t-SNE figures go to <Log_Path>. `-s STEP`
+w and b and the run's settings, and 'Batches', where the batches stand, when they come from the
+packed store: Batches.py); TensorBoard logs and t-SNE figures go to <Log_Path>. `-s STEP`
 resumes from S_<STEP>.pkl exactly: steps, epochs, learning-rate schedule, optimiser state, w and
 b. Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits; any other error
 after the first step (a data-loading worker killed, most patterns unusable) saves one too.
@@ -22,13 +23,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import Batches
 import Datasets
 import Runtime
 from Atomic_Files import folder_problem
 from Evaluation import Evaluation
 from Checkpoints import (CheckpointError, DeviceError, check_checkpoint_folder, checkpoint_file, encoder_state,
-                         list_checkpoints, load_checkpoint, load_encoder_state, missing_checkpoint_message,
-                         save_checkpoint, save_hyper_parameters_beside, select_device, training_state_of)
+                         load_checkpoint, load_encoder_state, load_for_fine_tuning, missing_checkpoint_message,
+                         resume_advice, save_checkpoint, save_hyper_parameters_beside, select_device, training_state_of)
 from Hyper_Parameters import HyperParameterError, load_hyper_parameters, to_dict
 from Loss import EncoderWithLoss, GE2ELoss
 from Modules import Encoder
@@ -58,9 +60,10 @@ class LoggingWindow:
 
 # ------------------------------------------------------------------------------------ helpers
 
-def training_data(hp, process: Runtime.TorchrunProcess, pin_memory: bool, log) -> tuple:
+def training_data(hp, process: Runtime.TorchrunProcess, device: torch.device, log) -> tuple:
     """(dataset, sampler or None, loader) of the training speakers; under torchrun every rank
-    shuffles the speakers alike (seed 0, the epoch) and takes its own share."""
+    shuffles the speakers alike (seed 0, the epoch) and takes its own share. The loader is
+    Batches.training_batches: threads over the packed store, or DataLoader workers over the pickles."""
     train_hp, batch = hp.Train, hp.Train.Batch.Train
     dataset = Datasets.load_speaker_dataset(train_hp.Train_Pattern, hp.Sound, batch.Pattern_per_Speaker,
                                             train_hp.Use_Pattern_Cache, use_store=train_hp.Use_Packed_Store, log=log)
@@ -70,9 +73,8 @@ def training_data(hp, process: Runtime.TorchrunProcess, pin_memory: bool, log) -
         + ('its packed store' if dataset.store is not None else 'the pattern pickles'))
     Datasets.check_enough_speakers(dataset, batch.Speaker, process.world_size)
     sampler = torch.utils.data.DistributedSampler(dataset, drop_last=True) if process.distributed else None
-    loader = Datasets.make_loader(dataset, Datasets.TrainCollater(train_hp.Frame_Length.Min, train_hp.Frame_Length.Max),
-                                  batch.Speaker, train_hp.Num_Workers, training=True, pin_memory=pin_memory,
-                                  sampler=sampler)
+    loader = Batches.training_batches(dataset, batch.Speaker, train_hp.Frame_Length.Min, train_hp.Frame_Length.Max,
+                                      train_hp.Num_Workers, device, sampler)
     return dataset, sampler, loader
 
 
@@ -105,7 +107,8 @@ class Trainer:
         if self.device.type == 'cuda':
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.benchmark = True
-        # A fresh data stream per rank and per resumption (DDP copies rank 0's initial weights).
+        # A fresh data stream per rank and per resumption (DDP copies rank 0's initial weights); the
+        # packed store's batches instead go on from where the checkpoint left them (Batches.py).
         torch.manual_seed(1_000_003 * self.process.rank + resume_step)
         # Mixed precision: float16 with loss scaling on CUDA; bfloat16 (float32's range, no
         # scaling) on CPUs with native bfloat16 arithmetic.
@@ -115,7 +118,7 @@ class Trainer:
             self.log('Train.Mixed_Precision: this CPU has no native bfloat16 arithmetic: training in float32.')
 
         self.train_dataset, self.train_sampler, self.train_loader = training_data(
-            hp, self.process, self.device.type == 'cuda', self.log)
+            hp, self.process, self.device, self.log)
         self.evaluation = Evaluation.of(hp, self.log) if self.is_main else None
 
         self.encoder = Encoder.from_hyper_parameters(hp).to(self.device)
@@ -219,20 +222,18 @@ class Trainer:
     def save_on_error(self, started_at: int) -> str:
         """After a fatal error: save the steps made since the run (re)started, when not saved
         yet. Returns what the user can do next, for the error's message."""
-        path = checkpoint_file(self.hp.Checkpoint_Path, self.steps)
-        if self.steps > started_at and not os.path.isfile(path) and self.is_main:
+        saved = os.path.isfile(checkpoint_file(self.hp.Checkpoint_Path, self.steps))
+        if self.steps > started_at and self.is_main and not saved:
             try:
                 self.save()
             except CheckpointError as error:
                 return f'no checkpoint could be saved ({error})'
-        last = list_checkpoints(self.hp.Checkpoint_Path)[-1:]
-        if not last:
-            return 'no checkpoint was saved (the run made no step); start it again once the cause is fixed'
-        return f'checkpoint S_{last[0]}.pkl is saved; resume with: {self.command} -s {last[0]}'
+        return resume_advice(self.hp.Checkpoint_Path, self.command)
 
     def batches(self, window: LoggingWindow):
-        """Training batches (Datasets.TrainingBatch) without end, counting epochs; the time spent
-        waiting for each is added to window.waited."""
+        """Training batches (Datasets.TrainingBatch; the packed store's, Batches.StoreBatches, carry
+        no file names) without end, counting epochs; the time spent waiting for each is added to
+        window.waited."""
         while True:
             if self.train_sampler is not None:
                 self.train_sampler.set_epoch(self.epochs)
@@ -243,7 +244,7 @@ class Trainer:
                 window.waited += time.perf_counter() - started
                 if batch is None:
                     break
-                yield batch
+                yield batch if isinstance(batch, Datasets.TrainingBatch) else Datasets.TrainingBatch(batch, [], [])
             self.epochs += 1
 
     def log_training(self, window: LoggingWindow) -> None:
@@ -265,6 +266,8 @@ class Trainer:
                  'Loss': self.loss.state_dict(), 'Hyper_Parameters': to_dict(self.hp)}
         if self.scaler.is_enabled():
             state['Scaler'] = self.scaler.state_dict()
+        if isinstance(self.train_loader, Batches.StoreBatches):
+            state['Batches'] = self.train_loader.state_dict()
         return state
 
     def save(self) -> str:
@@ -302,23 +305,18 @@ class Trainer:
         if 'Scaler' in state and self.scaler.is_enabled():
             self.scaler.load_state_dict(state['Scaler'])
         self.steps, self.epochs = int(state['Steps']), int(state['Epochs'])
+        if isinstance(self.train_loader, Batches.StoreBatches):   # the next batch of the run that saved
+            self.train_loader.load_state_dict(state.get('Batches', {'epoch': self.epochs, 'batch': 0}))
 
     def initialise_from(self, path: str) -> None:
         """Fine-tuning: the encoder (and GE2E w, b where the checkpoint has them) of another run's
         checkpoint or a seed one, at step 0 with this run's fresh optimiser and schedule."""
         try:
-            checkpoint = load_checkpoint(path)
-            load_encoder_state(self.encoder, encoder_state(checkpoint, path), self.hp, path)
+            step, origin = load_for_fine_tuning(path, self.encoder, self.loss, self.hp)
         except CheckpointError as error:
             raise TrainingError(f'--init {error}') from None
-        loss_state = checkpoint.get('Loss')
-        if isinstance(loss_state, dict) and set(loss_state) == {'w', 'b'}:
-            self.loss.load_state_dict(loss_state)
-            origin = f'w = {self.loss.w.item():g}, b = {self.loss.b.item():g} from it'
-        else:
-            origin = f'no w and b in it: they start at w = {self.loss.w.item():g}, b = {self.loss.b.item():g}'
-        self.log(f'Fine-tuning from {path} (its step {int(checkpoint.get("Steps", -1))}): encoder weights loaded, '
-                 f'{origin}; training starts at step 0 with a fresh optimiser and schedule')
+        self.log(f'Fine-tuning from {path} (its step {step}): encoder weights loaded, {origin}; '
+                 f'training starts at step 0 with a fresh optimiser and schedule')
 
     # -- one step
 

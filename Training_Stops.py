@@ -39,7 +39,7 @@ class NonFiniteSteps:
         finite = torch.isfinite(batch.mels).flatten(1).all(dim=1).tolist()      # [speakers * utterances]
         named = sorted({file for file, ok in zip(batch.files, finite) if not ok})
         inputs = (f'; non-finite values in {len(named)} of its patterns: {", ".join(named[:5])}'
-                  + (' ...' if len(named) > 5 else '')) if named else '; its patterns are finite'
+                  + (' ...' if len(named) > 5 else '')) if named else '; its patterns are finite' if batch.files else ''
         self.log(f'Step {step + 1}: non-finite loss or gradient, step skipped '
                  f'({self.skipped} skipped in this run, {self.in_a_row} in a row){inputs}')
         if self.in_a_row >= MAX_NONFINITE_IN_A_ROW:

@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import Embedding  # noqa: E402
+import Metrics  # noqa: E402
 import Verification  # noqa: E402
 
 
@@ -31,6 +32,13 @@ def resemblyzer_embeddings(paths: list) -> dict:
             for path in tqdm(paths, desc='Resemblyzer', unit='utt')}
 
 
+def folder_eer(result, folder: str) -> tuple:
+    """(EER, trials) of the scored trials whose two paths both lie in the first-level folder."""
+    within = [index for index, (_, first, second) in enumerate(result.trials)
+              if first.split('/')[0] == second.split('/')[0] == folder]
+    return Metrics.equal_error_rate(result.scores[within], [result.trials[i][0] for i in within]), len(within)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('-c', '--checkpoint', required=True)
@@ -38,6 +46,8 @@ def main() -> None:
     parser.add_argument('--trials', required=True)
     parser.add_argument('--root', required=True, help='folder the trial paths are relative to')
     parser.add_argument('--slices', default='multi', choices=('multi', 'single', 'full'))
+    parser.add_argument('--by-folder', action='store_true',
+                        help="also the EER of the trials within each first folder of the trial paths (a corpus's tag)")
     args = parser.parse_args()
 
     trials = Verification.read_trials(args.trials)
@@ -52,7 +62,13 @@ def main() -> None:
           f'EER {100 * ours.eer:.2f} %, minDCF {ours.min_dcf:.4f} ({len(ours.trials)} trials scored)')
     print(f'Resemblyzer (pretrained VoiceEncoder):            '
           f'EER {100 * theirs.eer:.2f} %, minDCF {theirs.min_dcf:.4f} ({len(theirs.trials)} trials scored)')
-    print(f'command: python benchmarks/compare_resemblyzer.py -c {args.checkpoint} --trials {args.trials} --root {args.root}')
+    if args.by_folder:
+        for folder in sorted({first.split('/')[0] for _, first, _ in trials}):
+            (mine, count), (others, _) = (folder_eer(result, folder) for result in (ours, theirs))
+            print(f'  {folder}: {count} trials within it: this project EER {100 * mine:.2f} %, '
+                  f'Resemblyzer {100 * others:.2f} %')
+    print(f'command: python benchmarks/compare_resemblyzer.py -c {args.checkpoint} --trials {args.trials} '
+          f'--root {args.root}' + (' --by-folder' if args.by_folder else ''))
 
 
 if __name__ == '__main__':

@@ -8,7 +8,8 @@ Makes its own synthetic patterns (fixtures.patterns.write_pattern_corpus, 200-80
 network. Then, in this process:
   training  Train.Trainer steps at Speaker x Pattern_per_Speaker, float32 and Mixed_Precision, each
             reading pickles and the packed store: steps/s and the share of the time spent waiting
-            for the next batch (train_step.timed_steps)
+            for the next batch (train_step.timed_steps). "workers" is Train.Num_Workers: DataLoader
+            processes for the pickles, Batches.py's threads (batches copied to the GPU) for the store
   inference Embedding.SpeakerEncoder.embed_files on the audio (a randomly initialised encoder: the
             speed does not depend on the weights): utterances/s
 Prints a table (and writes it to $OUT/gpu_check.txt when OUT is set).
@@ -60,7 +61,8 @@ def training_rows(hp, size: dict, folder: str, device: torch.device) -> list:
         hp.Log_Path = os.path.join(folder, 'log')
         trainer = Train.Trainer(hp, log=lambda message: None)
         assert (trainer.train_dataset.store is not None) == packed
-        result = timed_steps(args, lambda: iter(trainer.train_loader), lambda batch: trainer.train_step(batch.mels),
+        result = timed_steps(args, lambda: iter(trainer.train_loader),
+                             lambda batch, step=trainer.train_step: step(getattr(batch, 'mels', batch)),   # store: a tensor
                              trainer.device)
         trainer.writer.close()
         precision = f'{str(trainer.autocast_dtype)[6:]} mixed' if trainer.mixed_precision else 'float32'
@@ -94,7 +96,8 @@ def ceiling_rows(hp, size: dict, folder: str, device: torch.device) -> list:
     for mixed in (False, True):
         hp.Train.Mixed_Precision, hp.Train.Num_Workers = mixed, 0
         trainer = Train.Trainer(hp, log=lambda message: None)
-        mels = next(iter(trainer.train_loader)).mels.to(device)
+        batch = next(iter(trainer.train_loader))
+        mels = getattr(batch, 'mels', batch).to(device)                  # store: a tensor; pickles: TrainingBatch
         for _ in range(size['warmup']):
             trainer.train_step(mels)
         synchronize = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)

@@ -3,11 +3,12 @@
     python benchmarks/packed_loader.py [--speakers 96] [--utterances 16] [--batches 12] [--rounds 2]
     python benchmarks/packed_loader.py --million 1000000      # the index of a million-pattern store
 
-Writes synthetic patterns of 200-800 frames (train_step.write_pattern_corpus) to a temporary
-folder and packs them, then runs Datasets' training loader (64 x 15 batches, Train.Frame_Length
-crops, Train.Num_Workers workers, no model) on each source in alternating child processes:
+Writes synthetic patterns of 200-800 frames (fixtures.patterns.write_pattern_corpus) to a temporary
+folder and packs them, then runs Train.py's training batches alone (Batches.training_batches: 64 x 15
+batches, Train.Frame_Length crops, no model) on each source in alternating child processes, with
+the same --workers: DataLoader worker processes for the pickles, assembling threads for the store:
 
-  warm   the files in the page cache: utterances/s
+  warm   the files in the page cache: batches/s and utterances/s
   cold   the files evicted from the page cache first (posix_fadvise DONTNEED): utterances/s and the
          bytes read from the disk per batch (ru_inblock of the child and its workers)
 
@@ -57,9 +58,18 @@ def evict(paths) -> None:
             os.close(descriptor)
 
 
+def load_into_cache(paths) -> None:
+    """Read the files once, so that a warm run finds them in the page cache (a cold run before it evicted them)."""
+    for path in paths:
+        with open(path, 'rb') as stream:
+            while stream.read(1 << 24):
+                pass
+
+
 def child(args) -> None:
     """One loader run: prints {'utterances_per_second', 'seconds', 'batches'} as JSON."""
     import torch
+    import Batches
     import Datasets
     hp = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml'))
     hp.Train.Train_Pattern.Path = args.corpus
@@ -67,8 +77,8 @@ def child(args) -> None:
     dataset = Datasets.load_speaker_dataset(hp.Train.Train_Pattern, hp.Sound, args.per_speaker, False,
                                             use_store=args.source == 'store')
     assert (dataset.store is not None) == (args.source == 'store')
-    loader = Datasets.make_loader(dataset, Datasets.TrainCollater(hp.Train.Frame_Length.Min, hp.Train.Frame_Length.Max),
-                                  args.batch_speakers, args.workers, training=True)
+    loader = Batches.training_batches(dataset, args.batch_speakers, hp.Train.Frame_Length.Min, hp.Train.Frame_Length.Max,
+                                      args.workers, torch.device('cpu'))
     batches = (batch for _ in iter(int, 1) for batch in loader)             # epoch after epoch
     for _ in range(args.warmup):
         next(batches)
@@ -77,13 +87,13 @@ def child(args) -> None:
         next(batches)
     seconds = time.perf_counter() - started
     del batches, loader
-    print(json.dumps({'utterances_per_second': args.batches * args.batch_speakers * args.per_speaker / seconds,
+    print(json.dumps({'batches_per_second': args.batches / seconds,
+                      'utterances_per_second': args.batches * args.batch_speakers * args.per_speaker / seconds,
                       'seconds': seconds}))
 
 
-def run_child(args, source: str, corpus: str, warmup: int, evict_paths=None) -> dict:
-    if evict_paths:
-        evict(evict_paths)
+def run_child(args, source: str, corpus: str, warmup: int, paths: list, cold: bool) -> dict:
+    (evict if cold else load_into_cache)(paths)
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_inblock
     command = [sys.executable, os.path.abspath(__file__), '--child', source, '--corpus', corpus, '--warmup', str(warmup)] + [
         f'--{key}={getattr(args, key)}' for key in ('batches', 'batch_speakers', 'per_speaker', 'workers')]
@@ -111,19 +121,20 @@ def loader_comparison(args, folder: str) -> None:
     results = {(source, cache): [] for cache in ('warm', 'cold') for source in ('pickles', 'store')}
     for round_index in range(args.rounds):
         for source in ('pickles', 'store'):
-            results[source, 'warm'].append(run_child(args, source, corpus, args.warmup))
-            results[source, 'cold'].append(run_child(args, source, corpus, 0, pickles + store_files))
+            results[source, 'warm'].append(run_child(args, source, corpus, args.warmup, pickles + store_files, cold=False))
+            results[source, 'cold'].append(run_child(args, source, corpus, 0, pickles + store_files, cold=True))
         print(f'round {round_index + 1}: ' + ', '.join(
-            f'{source} {cache} {runs[-1]["utterances_per_second"]:.0f}' for (source, cache), runs in results.items())
-            + ' utterances/s', flush=True)
+            f'{source} {cache} {runs[-1]["batches_per_second"]:.1f}' for (source, cache), runs in results.items())
+            + ' batches/s', flush=True)
     utterances = args.batch_speakers * args.per_speaker
-    print(f'\nCPU: {cpu_name()}; {os.cpu_count()} cores; {args.workers} loader workers; {args.batch_speakers} x '
+    print(f'\nCPU: {cpu_name()}; {os.cpu_count()} cores; {args.workers} workers (pickles: processes, store: threads); {args.batch_speakers} x '
           f'{args.per_speaker} batches; {args.rounds} rounds x {args.batches} batches per source and cache state')
     for cache in ('warm', 'cold'):
-        rate = {source: sum(run['utterances_per_second'] for run in results[source, cache]) / args.rounds
+        rate = {source: sum(run['batches_per_second'] for run in results[source, cache]) / args.rounds
                 for source in ('pickles', 'store')}
-        line = (f'  {cache} page cache: pickles {rate["pickles"]:8.0f} utterances/s, store {rate["store"]:8.0f} '
-                f'utterances/s: {rate["store"] / rate["pickles"]:.1f}x')
+        line = (f'  {cache} page cache: pickles {rate["pickles"]:6.1f} batches/s ({rate["pickles"] * utterances:.0f} '
+                f'utterances/s), store {rate["store"]:6.1f} batches/s ({rate["store"] * utterances:.0f} utterances/s): '
+                f'{rate["store"] / rate["pickles"]:.1f}x')
         if cache == 'cold':
             read = {source: sum(run['bytes_read'] for run in results[source, cache]) / (args.rounds * args.batches)
                     for source in ('pickles', 'store')}
@@ -176,16 +187,15 @@ def million(args, folder: str) -> None:
             'dataset = Datasets.load_speaker_dataset(hp.Train.Train_Pattern, hp.Sound, 15, False, use_store=True); '
             'assert dataset.store is not None; opened = time.perf_counter() - started; '
             'rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; '
-            'loader = Datasets.make_loader(dataset, Datasets.TrainCollater(140, 180), 64, 2, training=True); '
+            'import Batches; loader = Batches.training_batches(dataset, 64, 140, 180, 2, torch.device("cpu")); '
             'batches = iter(loader); [next(batches) for _ in range(20)]; del batches, loader; '
             'print(json.dumps({"open_s": opened, "rss_after_open_mib": rss / 1024, '
-            '"peak_main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, '
-            '"peak_worker_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))')
+            '"peak_main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))')
     result = json.loads(subprocess.run([sys.executable, '-c', code, ROOT, root], check=True, capture_output=True,
                                        text=True).stdout.strip().splitlines()[-1])
-    print(f'loader over it (metadata + store index + dataset, 2 workers, 20 batches of 64 x 15): opened in '
+    print(f'loader over it (metadata + store index + dataset, 2 threads, 20 batches of 64 x 15): opened in '
           f'{result["open_s"]:.1f} s; peak RSS main {result["peak_main_mib"]:.0f} MiB (after opening '
-          f'{result["rss_after_open_mib"]:.0f} MiB), per worker {result["peak_worker_mib"]:.0f} MiB')
+          f'{result["rss_after_open_mib"]:.0f} MiB; no worker processes)')
     print(f'CPU: {cpu_name()}; command: python benchmarks/packed_loader.py --million {patterns}')
 
 
@@ -194,7 +204,7 @@ def main() -> None:
     for flag, default, meaning in (
             ('--speakers', 96, 'corpus speakers'), ('--utterances', 16, 'corpus patterns per speaker'),
             ('--batches', 12, 'timed batches per run'), ('--warmup', 2, 'batches before the clock starts (warm runs)'),
-            ('--rounds', 2, None), ('--workers', 2, 'DataLoader workers (Train.Num_Workers)'),
+            ('--rounds', 2, None), ('--workers', 2, 'Train.Num_Workers: processes (pickles), threads (store)'),
             ('--batch_speakers', 64, None), ('--per_speaker', 15, None),
             ('--million', 0, 'instead: the index and loader memory of an N-pattern store')):
         parser.add_argument(flag, type=int, default=default, help=meaning)

@@ -10,7 +10,7 @@ Stages, each resumable (a rerun skips what is done):
             for speechocean762's train half, and the held-out speakers (Held_Out/ + trials.txt)
   patterns  Pattern_Generate.py -folder/-kaldi (training) and -foldert/-kaldit (held out)
   train     Train.py --init <the synthetic example checkpoint>, or -s <last> when checkpoints exist
-  evaluate  EER over all pairs of held-out files against Resemblyzer, t-SNE (--step N, default last)
+  evaluate  EER over all pairs of held-out files, t-SNE (--step N, default last; --resemblyzer: beside it)
   export    the slim checkpoint, its settings and figure into Example_Results/ (--step N)
 
 Held-out speakers are drawn per source with a fixed seed and never trained on. speechocean762's
@@ -37,7 +37,9 @@ sys.path.insert(0, ROOT)
 
 import Audio  # noqa: E402
 from Atomic_Files import write_atomically  # noqa: E402
-from Checkpoints import list_checkpoints, load_checkpoint, save_checkpoint  # noqa: E402
+from Checkpoints import (HYPER_PARAMETER_KEY, hyper_parameters_of, list_checkpoints, load_checkpoint,  # noqa: E402
+                         save_checkpoint, save_hyper_parameters_beside)
+from Hyper_Parameters import to_dict  # noqa: E402
 
 HYPER_PARAMETERS = 'recipes/real_voices.yaml'
 INIT_CHECKPOINT = 'Example_Results/Synthetic/Checkpoint/S_2500.pkl'
@@ -210,6 +212,8 @@ def write_trials(held_out: str, files: list) -> None:
 def run(command: list) -> None:
     print('+', ' '.join(command), flush=True)
     status = subprocess.run([sys.executable] + command, cwd=ROOT).returncode
+    if status == 130:   # Ctrl-C or SIGTERM: Train.py saved a checkpoint
+        raise SystemExit(f'{command[0]} was stopped; run the same stage again to go on from where it stopped')
     if status:
         raise SystemExit(f'{command[0]} stopped with exit status {status}; fix what it said and run the stage again')
 
@@ -237,29 +241,30 @@ def hyper_parameter(key: str):
         return yaml.safe_load(stream)[key]
 
 
-def evaluate(corpus: str, step: int) -> None:
-    """EER over every pair of held-out files, this checkpoint against Resemblyzer, and the t-SNE
-    figure of the held-out speakers (Inference.py)."""
+def evaluate(corpus: str, step: int, resemblyzer: bool) -> None:
+    """EER over every pair of held-out files and the t-SNE figure of the held-out speakers
+    (Inference.py --trials); with resemblyzer, Resemblyzer's EER on the same trials beside it."""
     checkpoint = os.path.join(hyper_parameter('Checkpoint_Path'), f'S_{step}.pkl')
     held_out = os.path.join(corpus, 'Held_Out')
-    run(['benchmarks/compare_resemblyzer.py', '-c', checkpoint, '--trials', os.path.join(held_out, 'trials.txt'),
-         '--root', held_out])
-    run(['Inference.py', '-c', checkpoint, '-i', os.path.join(held_out, 'labels.txt'),
-         '-o', os.path.join(ROOT, 'Real_Voices', 'Inference', f'S_{step}')])
+    trials = os.path.join(held_out, 'trials.txt')
+    run(['Inference.py', '-c', checkpoint, '-i', os.path.join(held_out, 'labels.txt'), '--trials', trials,
+         '--root', held_out, '-o', os.path.join(ROOT, 'Real_Voices', 'Inference', f'S_{step}')])
+    if resemblyzer:
+        run(['benchmarks/compare_resemblyzer.py', '-c', checkpoint, '--trials', trials, '--root', held_out, '--by-folder'])
 
 
 def export(step: int) -> None:
-    """The checkpoint's encoder, w and b (no optimiser state) into Example_Results/Checkpoint/,
-    with its settings and the held-out t-SNE figure."""
-    source = os.path.join(ROOT, hyper_parameter('Checkpoint_Path'), f'S_{step}.pkl')
-    state = load_checkpoint(source)
+    """The checkpoint's encoder, w, b and settings (no optimiser state) into
+    Example_Results/Checkpoint/, with the Hyper_Parameter.yaml beside it and the held-out t-SNE."""
+    run_folder = os.path.join(ROOT, hyper_parameter('Checkpoint_Path'))
+    state = load_checkpoint(os.path.join(run_folder, f'S_{step}.pkl'))
+    settings, _ = hyper_parameters_of(os.path.join(run_folder, f'S_{step}.pkl'), state)
     target = os.path.join(ROOT, 'Example_Results', 'Checkpoint')
     for name in os.listdir(target) if os.path.isdir(target) else []:
         os.remove(os.path.join(target, name))
-    save_checkpoint({'Model': state['Model'], 'Steps': state['Steps'], 'Loss': state['Loss']},
-                    os.path.join(target, f'S_{step}.pkl'))
-    shutil.copyfile(os.path.join(ROOT, hyper_parameter('Checkpoint_Path'), 'Hyper_Parameter.yaml'),
-                    os.path.join(target, 'Hyper_Parameter.yaml'))
+    save_checkpoint({'Model': state['Model'], 'Steps': state['Steps'], 'Loss': state['Loss'],
+                     HYPER_PARAMETER_KEY: to_dict(settings)}, os.path.join(target, f'S_{step}.pkl'))
+    save_hyper_parameters_beside(settings, target)
     figures = os.path.join(ROOT, 'Example_Results', 'Figures')
     os.makedirs(figures, exist_ok=True)
     shutil.copyfile(os.path.join(ROOT, 'Real_Voices', 'Inference', f'S_{step}', 'tsne.png'),
@@ -275,6 +280,7 @@ def main() -> None:
     parser.add_argument('--stage', choices=('all', 'prepare', 'patterns', 'train', 'evaluate', 'export'), default='all',
                         help='all: prepare, patterns, train; evaluate and export take --step')
     parser.add_argument('--step', type=int, help='the checkpoint to evaluate or export (default: the last)')
+    parser.add_argument('--resemblyzer', action='store_true', help='evaluate: score Resemblyzer on the same trials too')
     parser.add_argument('-mw', '--max_workers', type=int, default=os.cpu_count())
     args = parser.parse_args()
     if args.stage in ('evaluate', 'export'):
@@ -282,7 +288,7 @@ def main() -> None:
         step = args.step if args.step is not None else (steps or [None])[-1]
         if step not in steps:
             raise SystemExit(f'no checkpoint S_{step}.pkl in {hyper_parameter("Checkpoint_Path")} (there: {steps})')
-        (evaluate(args.corpus, step) if args.stage == 'evaluate' else export(step))
+        (evaluate(args.corpus, step, args.resemblyzer) if args.stage == 'evaluate' else export(step))
         return
     if args.stage in ('all', 'prepare'):
         prepare(args.sources, args.corpus)
