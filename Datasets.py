@@ -13,9 +13,16 @@ copied page by page into every worker as reference counts change).
 With a current packed store (Pattern_Store.py) an utterance is a view of a memory-mapped array
 instead of an unpickled file: the collaters' crops then read only the frames they keep. The
 random draws are the same either way, so a seeded run makes the same batches from both.
+
+A pattern that cannot be used (unreadable, not a pattern, a Mel that is not finite float
+[frames, mel_dim]) is reported by name in the batch it was drawn for and replaced by another of
+its speaker's patterns; the trainer counts them (Training_Stops.PatternProblems).
 """
+import itertools
 import os
+import pickle
 import signal
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -27,6 +34,19 @@ from Patterns import load_metadata, load_pickle, pattern_key
 
 class DatasetConfigurationError(ValueError):
     """The patterns cannot make the batches the hyper-parameters ask for."""
+
+
+class UnusablePattern(ValueError):
+    """A pattern file that cannot be used; str names it and says why."""
+
+
+class TrainingBatch(NamedTuple):
+    """A training batch: mels [speakers * utterances, mel_dim, frames] (None when fewer than two
+    speakers had usable patterns), the pattern of each row ('<Dataset>/<name>.PICKLE'), and
+    (pattern, reason) of each unusable pattern met while drawing it."""
+    mels: torch.Tensor
+    files: list
+    problems: list
 
 
 class WorkerRandom:
@@ -51,17 +71,20 @@ def pattern_path(root: str, file: str, dataset: str) -> str:
 
 
 class SpeakerDataset(torch.utils.data.Dataset):
-    """Item i: (i, [utterances mels, float32 [frames, mel_dim]]) of the i-th usable speaker.
+    """Item i: (i, [utterances mels, float32 [frames, mel_dim]], [their patterns], [(pattern,
+    reason) of unusable ones met]) of the i-th usable speaker.
 
-    Speakers with fewer than `utterances` patterns are left out (counted in `left_out`).
+    Speakers with fewer than `utterances` patterns are left out (counted in `left_out`). An
+    unusable pattern is replaced by another of the speaker's; when too few are usable, usable
+    ones repeat; when none is, the item has no mels.
     With `fixed_seed`, item i always draws the same patterns (for comparable evaluations);
     otherwise each draw is random (WorkerRandom). With `store` (a current Pattern_Store.PackedStore
     of root), mels are read-only views of its maps.
     """
 
     def __init__(self, root: str, metadata: dict, utterances: int, use_cache: bool = False, fixed_seed: int = None,
-                 store: Pattern_Store.PackedStore = None):
-        self.root = root
+                 store: Pattern_Store.PackedStore = None, mel_dim: int = None):
+        self.root, self.mel_dim = root, mel_dim
         self.utterances = utterances
         self.use_cache = use_cache
         self.fixed_seed = fixed_seed
@@ -77,6 +100,7 @@ class SpeakerDataset(torch.utils.data.Dataset):
             self.rows = store.locate([pattern_key(file, key[0]) for key in keys for file in by_speaker[key]])
         self.random = WorkerRandom(stream=0)
         self.cache = {}
+        self.unusable = {}                                              # file index -> reason, in this process
 
     def __len__(self) -> int:
         return len(self.speakers)
@@ -87,22 +111,64 @@ class SpeakerDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int):
         generator = np.random.default_rng([self.fixed_seed, index]) if self.fixed_seed is not None else self.random.generator()
-        return index, [self._load(int(file_index), self.speakers[index][0]) for file_index in self.choose(index, generator)]
+        chosen = self.choose(index, generator)
+        dataset = self.speakers[index][0]
+        mels, files, problems = [], [], []
+        for file_index in itertools.chain(chosen, self._spares(generator, index, chosen)):
+            file = pattern_key(self.files[file_index].decode(), dataset)
+            try:
+                mels.append(self._load(int(file_index), dataset))
+                files.append(file)
+            except Exception as error:          # whatever the file holds, it is this file's problem
+                self.unusable[file_index] = self.unusable.get(file_index) or _reason(error, self.root, file)
+                problems.append((file, self.unusable[file_index]))
+            if len(mels) == self.utterances:
+                break
+        if mels and len(mels) < self.utterances:                        # too few usable: repeat them
+            repeat = [position % len(mels) for position in range(self.utterances)]
+            mels, files = [mels[position] for position in repeat], [files[position] for position in repeat]
+        return index, mels, files, problems
 
     def choose(self, index: int, generator: np.random.Generator) -> np.ndarray:
         """File indices [utterances] (int64) of speaker `index`, drawn without replacement."""
         start, stop = self.starts[index], self.starts[index + 1]
         return start + generator.choice(stop - start, size=self.utterances, replace=False)
 
+    def _spares(self, generator, index: int, chosen: np.ndarray):
+        """The speaker's other patterns in random order, drawn only when a chosen one is unusable."""
+        start, stop = self.starts[index], self.starts[index + 1]
+        taken = set(chosen.tolist())
+        yield from (start + offset for offset in generator.permutation(stop - start) if start + offset not in taken)
+
     def _load(self, file_index: int, dataset: str) -> np.ndarray:
+        if file_index in self.unusable:
+            raise UnusablePattern(self.unusable[file_index])
         if self.store is not None:
             return self.store.mel(self.rows[file_index])
         if file_index in self.cache:
             return self.cache[file_index]
-        mel = load_pickle(pattern_path(self.root, self.files[file_index].decode(), dataset))['Mel']
+        path = pattern_path(self.root, self.files[file_index].decode(), dataset)
+        pattern = load_pickle(path)
+        mel = pattern.get('Mel') if isinstance(pattern, dict) else None
+        if not isinstance(mel, np.ndarray) or mel.ndim != 2 or mel.dtype.kind != 'f' \
+                or (self.mel_dim is not None and mel.shape[1] != self.mel_dim) or not len(mel):
+            shape = list(mel.shape) if isinstance(mel, np.ndarray) else type(mel).__name__
+            raise UnusablePattern(f'{path}: not a pattern: its Mel is {shape}, not float [frames, '
+                                  f'{self.mel_dim or "mel_dim"}]')
+        if not np.isfinite(mel).all():
+            raise UnusablePattern(f'{path}: its Mel holds NaN or infinite values')
         if self.use_cache:
             self.cache[file_index] = mel
         return mel
+
+
+def _reason(error: Exception, root: str, file: str) -> str:
+    """One line naming the pattern: the project's errors name it already."""
+    if isinstance(error, OSError):
+        return f'{os.path.join(root, file)}: cannot be read ({error.strerror or error})'
+    if isinstance(error, (UnusablePattern, pickle.UnpicklingError)):
+        return str(error)                                               # names the file already
+    return f'{os.path.join(root, file)}: {type(error).__name__}: {error}'
 
 
 def load_speaker_dataset(pattern_hp, sound_hp, utterances: int, use_cache: bool, fixed_seed: int = None,
@@ -116,7 +182,7 @@ def load_speaker_dataset(pattern_hp, sound_hp, utterances: int, use_cache: bool,
         store, reason = Pattern_Store.open_store(pattern_hp.Path, pattern_hp.Metadata_File)
         if reason:
             log(f'{reason}. Reading the pattern pickles meanwhile.')
-    return SpeakerDataset(pattern_hp.Path, metadata, utterances, use_cache, fixed_seed, store)
+    return SpeakerDataset(pattern_hp.Path, metadata, utterances, use_cache, fixed_seed, store, sound_hp.Mel_Dim)
 
 
 def check_enough_speakers(dataset: SpeakerDataset, speakers_per_batch: int, processes: int = 1,
@@ -158,18 +224,23 @@ class TrainCollater:
         self.min_frames, self.max_frames = min_frames, max_frames
         self.random = WorkerRandom(stream=1)
 
-    def __call__(self, batch) -> torch.Tensor:
+    def __call__(self, batch) -> TrainingBatch:
         generator = self.random.generator()
         length = int(generator.integers(self.min_frames, self.max_frames + 1))
-        mels = [mel for _, speaker_mels in batch for mel in speaker_mels]
+        problems = [problem for *_, speaker_problems in batch for problem in speaker_problems]
+        batch = [item for item in batch if item[1]]                     # speakers with usable patterns
+        mels = [mel for _, speaker_mels, _, _ in batch for mel in speaker_mels]
+        files = [file for _, _, speaker_files, _ in batch for file in speaker_files]
+        if len(batch) < 2:
+            return TrainingBatch(None, files, problems)
         crops = [Slicing.crop_or_pad(mel, length, int(generator.integers(0, max(mel.shape[0] - length, 0) + 1)))
                  for mel in mels]
-        return _frame_major(crops, length, mels[0].shape[1])
+        return TrainingBatch(_frame_major(crops, length, mels[0].shape[1]), files, problems)
 
 
 class EvalCollater:
     """Evaluation batches, the same at every evaluation: a dict of
-    'indices' (speaker items), 'single' [speakers * utterances, mel_dim, frames] (one random
+    'indices' (speaker items with usable patterns), 'problems' (unusable patterns met), 'single' [speakers * utterances, mel_dim, frames] (one random
     crop of Min..Max frames, seeded by the batch's first speaker) and 'multi'
     [speakers * utterances * samples, mel_dim, frame_length] (Slicing.multi_slices windows)."""
 
@@ -179,16 +250,20 @@ class EvalCollater:
         self.seed = seed
 
     def __call__(self, batch) -> dict:
-        indices = [index for index, _ in batch]
-        generator = np.random.default_rng([self.seed, indices[0], 1])
+        generator = np.random.default_rng([self.seed, batch[0][0], 1])
         length = int(generator.integers(self.min_frames, self.max_frames + 1))
-        mels = [mel for _, speaker_mels in batch for mel in speaker_mels]
+        problems = [problem for *_, speaker_problems in batch for problem in speaker_problems]
+        batch = [item for item in batch if item[1]]
+        if not batch:
+            return {'indices': [], 'problems': problems, 'single': None, 'multi': None}
+        indices = [index for index, *_ in batch]
+        mels = [mel for _, speaker_mels, _, _ in batch for mel in speaker_mels]
         mel_dim = mels[0].shape[1]
         single = [Slicing.crop_or_pad(mel, length, int(generator.integers(0, max(mel.shape[0] - length, 0) + 1)))
                   for mel in mels]
         windows = [window for mel in mels
                    for window in Slicing.multi_slices(mel, self.samples, self.frame_length, self.overlap)]
-        return {'indices': indices, 'single': _frame_major(single, length, mel_dim),
+        return {'indices': indices, 'problems': problems, 'single': _frame_major(single, length, mel_dim),
                 'multi': _frame_major(windows, self.frame_length, mel_dim)}
 
 

@@ -24,6 +24,8 @@ from Checkpoints import load_trained_encoder, select_device
 from Modules import Encoder
 
 SLICE_MODES = ('multi', 'single', 'full')
+NONFINITE = 'non-finite embedding (NaN or infinite values): check the checkpoint with this audio'
+
 WINDOW_CHUNK = 64           # windows per encoder call on a CPU (measured: about 10 % faster than 320 at once)
 PRECISIONS = {'float32': torch.float32, 'bfloat16': torch.bfloat16}
 
@@ -170,8 +172,8 @@ class SpeakerEncoder:
         """Embed many files, decoding in `workers` processes while the encoder runs.
 
         Yields (index into paths, float32 [Embedding_Size] or None, reason or None) in input
-        order; a file that cannot be embedded gives None and the reason. Memory stays bounded
-        by a few batches, whatever the number of files.
+        order; a file that cannot be embedded, or whose embedding is not finite, gives None and
+        the reason. Memory stays bounded by a few batches, whatever the number of files.
         """
         dataset = _FileWindows(list(paths), self.hp.Sound, self.top_db, self._windows)
         workers = self.workers if len(dataset) > self.batch_size else 0   # few files: no start-up cost
@@ -185,7 +187,10 @@ class SpeakerEncoder:
                 vectors = iter(self.embed_window_batch(np.concatenate([w for _, w in good]), [len(w) for _, w in good])
                                if good else ())
                 for index, windows, reason in batch:
-                    yield index, (next(vectors) if windows is not None else None), reason
+                    vector = next(vectors) if windows is not None else None
+                    if vector is not None and not np.isfinite(vector).all():
+                        vector, reason = None, NONFINITE
+                    yield index, vector, reason
                 bar.update(len(batch))
         finally:
             bar.close()

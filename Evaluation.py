@@ -25,6 +25,7 @@ class Evaluation:
         self.utterances = hp.Train.Batch.Eval.Pattern_per_Speaker
         self.samples = hp.Train.Inference.Samples
         self.figures = os.path.join(hp.Log_Path, 'Figures')
+        self.reported = set()                                       # unusable patterns already logged
 
     @classmethod
     def of(cls, hp, workers: int, log):
@@ -57,10 +58,13 @@ class Evaluation:
         ['dataset.speaker'] and 'loss', the mean GE2E loss over the batches. autocast() gives the
         training's precision context."""
         encoder.eval()
-        singles, multis, labels, losses = [], [], [], []
+        singles, multis, labels, losses, problems = [], [], [], [], {}
         try:
             for batch in self.loader:
+                problems.update(batch['problems'])
                 speakers = len(batch['indices'])
+                if not speakers:
+                    continue
                 with autocast():
                     single = encoder(batch['single'].to(device, non_blocking=True)).float()   # [N * M, D]
                     multi = encoder(batch['multi'].to(device, non_blocking=True)).float()     # [N * M * S, D]
@@ -73,13 +77,17 @@ class Evaluation:
         finally:
             encoder.train()
         return {'single': torch.cat(singles), 'multi': torch.cat(multis), 'labels': labels,
-                'loss': float(np.mean(losses)) if losses else float('nan')}
+                'loss': float(np.mean(losses)) if losses else float('nan'), 'problems': problems}
 
     def run(self, encoder, loss, device: torch.device, autocast, step: int, writer, log) -> dict:
         """Embed, score and log at `step`: TensorBoard scalars, t-SNE figures (also as PNG files)
         and the projector's vectors, then one line. Returns embed()'s dict with 'eer', 'eer_single'."""
         started = time.perf_counter()
         result = self.embed(encoder, loss, device, autocast)
+        for file, reason in result['problems'].items():
+            if file not in self.reported:
+                self.reported.add(file)
+                log(f'Evaluation skipped a pattern: {reason}')
         result['eer'] = pairwise_eer(result['multi'], result['labels'], EER_MAX_UTTERANCES)
         result['eer_single'] = pairwise_eer(result['single'], result['labels'], EER_MAX_UTTERANCES)
         for tag in ('loss', 'eer', 'eer_single'):

@@ -4,11 +4,13 @@ Input mels float32 [batch, Mel_Dim, frames] (any batch size and frame count), ou
 embeddings [batch, Embedding_Size]: to embed a recording, cut its mel into windows, average the
 windows' outputs and L2-normalise (what Embedding.SpeakerEncoder does).
 """
+import os
 import warnings
 
 import numpy as np
 import torch
 
+from Atomic_Files import folder_problem
 from Modules import Encoder
 
 TOLERANCE = 1e-4             # largest |difference| from the eager model an export may show
@@ -20,7 +22,12 @@ class ExportError(RuntimeError):
 
 def export_encoder(model: Encoder, mel_dim: int, frames: int, torchscript: str = None, onnx: str = None) -> list:
     """Write the encoder as TorchScript and/or ONNX, traced on [2, mel_dim, frames]; each export is
-    run on another batch size and length and compared with the eager model. Returns one line per export."""
+    run on another batch size and length and compared with the eager model. Returns one line per export.
+    Raises ExportError, before any work, for a path that cannot be written."""
+    for flag, path in (('--export-torchscript', torchscript), ('--export-onnx', onnx)):
+        problem = path and (f'{path}: is a folder' if os.path.isdir(path) else folder_problem(os.path.dirname(path) or '.'))
+        if problem:
+            raise ExportError(f'{flag} {problem}; give a file path in a writable folder')
     model = model.cpu().eval()
     example = torch.randn(2, mel_dim, frames)
     check = torch.randn(5, mel_dim, frames + 7)          # another batch and length than traced

@@ -6,7 +6,8 @@
 Outputs in OUT_DIR: embeddings.npy (float32 [utterances, 256], rows L2-normalised, in input
 order), embeddings_index.tsv (path and label of each row), speaker_embeddings.pickle
 ({label: float32 [256]}), tsne.png, skipped.tsv (files that could not be embedded, with why);
-with --trials: scores.txt and verification.json (EER and minDCF).
+with --trials: scores.txt and verification.json (EER and minDCF). The files of one run replace
+those of an earlier run in OUT_DIR as a set (Atomic_Files.OutputSet): never a mix of two runs.
 
 The work is done by Embedding.py (the Python API), Verification.py, Plots.py, Export.py,
 Inputs.py and Npy_Writer.py; the names the API documents are importable from here too
@@ -23,7 +24,8 @@ import torch
 from tqdm import tqdm
 
 import Cpu_Defaults
-from Checkpoints import CheckpointError, load_trained_encoder, select_device
+from Atomic_Files import OutputSet, folder_problem
+from Checkpoints import CheckpointError, DeviceError, load_trained_encoder, select_device
 from Embedding import PRECISIONS, SLICE_MODES, SpeakerEncoder, default_workers, load_encoder, normalise, window_length
 from Export import ExportError, export_encoder
 from Hyper_Parameters import HyperParameterError
@@ -38,7 +40,16 @@ __all__ = ['SpeakerEncoder', 'load_encoder', 'VerificationResult', 'evaluate_tri
 
 TSNE_LABELS = 30            # the t-SNE figure shows at most this many labels,
 TSNE_PER_LABEL = 20         # and at most this many utterances of each
-USER_ERRORS = (CheckpointError, ExportError, HyperParameterError, InputError, TrialListError)
+OUTPUT_FILES = ('embeddings.npy', 'embeddings_index.tsv', 'speaker_embeddings.pickle', 'tsne.png', 'skipped.tsv',
+                'scores.txt', 'verification.json')          # one run's set: replaced whole
+
+
+class OutputError(RuntimeError):
+    """An output folder that cannot take the files; str is one line."""
+
+
+USER_ERRORS = (CheckpointError, DeviceError, ExportError, HyperParameterError, InputError, OutputError,
+               TrialListError)
 
 
 def embed_inputs(encoder: SpeakerEncoder, paths: list, labels: list, out_dir: str, plot: bool, title: str,
@@ -88,6 +99,19 @@ def embed_inputs(encoder: SpeakerEncoder, paths: list, labels: list, out_dir: st
     return writer.rows, skipped, kept, seconds
 
 
+def whole_number(minimum: int):
+    """An argparse type: an int >= minimum, else one line saying so."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f'{text!r} is not a whole number >= {minimum}')
+        return value
+    return parse
+
+
 def parse_arguments(argv=None):
     parser = argparse.ArgumentParser(
         description='Speaker embeddings, speaker vectors, t-SNE figure and verification scores from audio files.')
@@ -101,9 +125,12 @@ def parse_arguments(argv=None):
     parser.add_argument('--no-plot', action='store_true', help='skip tsne.png')
     parser.add_argument('--trials', help="a VoxCeleb trial list ('1 id10270/x/00001.wav id10270/y/00008.wav' per line)")
     parser.add_argument('--root', default='', help='the folder the trial paths are relative to')
-    parser.add_argument('--batch', type=int, default=64, help='utterances per encoder call (default 64)')
-    parser.add_argument('--workers', type=int, default=None, help=f'audio decoding processes (default {default_workers()} here in float32: Cpu_Defaults.py)')
-    parser.add_argument('--threads', type=int, default=None, help='torch threads for the encoder (default: OMP_NUM_THREADS if set, else Cpu_Defaults.py, or cores - workers with --workers)')
+    parser.add_argument('--batch', type=whole_number(1), default=64, help='utterances per encoder call (default 64)')
+    parser.add_argument('--workers', type=whole_number(0), default=None,
+                        help=f'audio decoding processes (default {default_workers()} here in float32: Cpu_Defaults.py)')
+    parser.add_argument('--threads', type=whole_number(1), default=None,
+                        help='torch threads for the encoder (default: OMP_NUM_THREADS if set, else Cpu_Defaults.py, '
+                             'or cores - workers with --workers)')
     parser.add_argument('--precision', choices=tuple(PRECISIONS), default='float32',
                         help='bfloat16: a faster encoder on GPUs and CPUs with AVX512-BF16/AMX, embeddings within cosine ~0.99999 (default float32)')
     parser.add_argument('--device', default=None, help="cpu, cuda, cuda:1 (default: from the hyper-parameters' Device)")
@@ -113,6 +140,9 @@ def parse_arguments(argv=None):
 
 
 def run(args) -> None:
+    problem = (args.input or args.trials) and folder_problem(args.output)
+    if problem:
+        raise OutputError(f'{problem}; choose another output folder with -o')
     model, hp, hp_source, steps = load_trained_encoder(args.checkpoint, args.hyper_parameters)
     for line in export_encoder(model, hp.Sound.Mel_Dim, window_length(hp, args.slices),
                                args.export_torchscript, args.export_onnx):
@@ -132,25 +162,35 @@ def run(args) -> None:
     print(f'{args.checkpoint} ({step_text}), hyper-parameters {hp_source}; {args.slices} slices '
           f'({encoder.window_length}-frame windows), {args.precision} on {device}; '
           f'{encoder.workers} decoding workers, {torch.get_num_threads()} encoder threads')
-    os.makedirs(args.output, exist_ok=True)
     trials = read_trials(args.trials) if args.trials else []
+    inputs = read_input(args.input) if args.input else None
+    outputs = OutputSet(args.output)
+    try:
+        write_outputs(args, encoder, inputs, trials, outputs.staging)
+        earlier = [name for name in OUTPUT_FILES if os.path.isfile(os.path.join(args.output, name))]
+        written = outputs.publish(OUTPUT_FILES)
+    finally:
+        outputs.discard()
+    print(f'Wrote {", ".join(written)} in {args.output}'
+          + (f' (the files of an earlier run there were removed: {", ".join(earlier)})' if earlier else ''))
+
+
+def write_outputs(args, encoder: SpeakerEncoder, inputs, trials: list, out_dir: str) -> None:
+    """Embed -i's files and score --trials into out_dir (the run's staging folder)."""
     trial_files = {os.path.abspath(os.path.join(args.root, path)): path
                    for _, first, second in trials for path in (first, second)}
     known = {}
-    if args.input:
-        paths, labels = read_input(args.input)
-        rows, skipped, kept, seconds = embed_inputs(encoder, paths, labels, args.output, not args.no_plot,
+    if inputs:
+        paths, labels = inputs
+        rows, skipped, kept, seconds = embed_inputs(encoder, paths, labels, out_dir, not args.no_plot,
                                                     f'{os.path.basename(args.checkpoint)}, {args.slices} slices',
                                                     keep_rows_of=set(trial_files))
         known = {trial_files[path]: vector for path, vector in kept.items()}
         print(f'Embedded {rows:,} of {len(paths):,} files in {seconds:.1f} s ({len(paths) / seconds:.1f} utterances/s)'
-              + (f'; {len(skipped):,} skipped (unreadable, empty or silent: see {args.output}/skipped.tsv)' if skipped else ''))
-        outputs = ['embeddings.npy', 'embeddings_index.tsv', 'speaker_embeddings.pickle']
-        outputs += ['tsne.png'] if os.path.isfile(os.path.join(args.output, 'tsne.png')) and not args.no_plot else []
-        print(f'Wrote {", ".join(outputs)} in {args.output}')
+              + (f'; {len(skipped):,} skipped (see {args.output}/skipped.tsv for why)' if skipped else ''))
     if trials:
         result = evaluate_trials(encoder, trials, args.root, progress=True, known=known)
-        write_verification(result, len(trials), args.output)
+        write_verification(result, len(trials), out_dir)
 
 
 def main(argv=None) -> int:
@@ -163,6 +203,10 @@ def main(argv=None) -> int:
         run(args)
     except USER_ERRORS as error:
         print(f'Inference.py: {error}', file=sys.stderr)
+        return 2
+    except OSError as error:             # a disk that fills, a folder made read-only while running
+        print(f'Inference.py: {error.filename or args.output}: cannot be written ({error.strerror or error}); '
+              f'free space or choose another output folder with -o', file=sys.stderr)
         return 2
     return 0
 

@@ -73,3 +73,17 @@ class GE2ELoss(torch.nn.Module):
             others = probabilities.masked_fill(
                 torch.nn.functional.one_hot(targets, speakers).bool(), 0.0).amax(dim=1)   # [N * M]
             return (1.0 - own + others).mean()
+
+
+class EncoderWithLoss(torch.nn.Module):
+    """The encoder and the GE2E loss as one module, so that DistributedDataParallel averages the
+    gradients of w and b along with the encoder's."""
+
+    def __init__(self, encoder: torch.nn.Module, loss: GE2ELoss, utterances_per_speaker: int):
+        super().__init__()
+        self.encoder, self.loss = encoder, loss
+        self.utterances_per_speaker = utterances_per_speaker
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        embeddings = self.encoder(mels)                                              # [N * M, D]
+        return self.loss(embeddings.view(-1, self.utterances_per_speaker, embeddings.size(-1)))   # [N, M, D]

@@ -1,10 +1,14 @@
 """What a training process needs from its surroundings: torchrun's environment and process group,
-CPU arithmetic, native bfloat16 detection, and stop requests (Ctrl-C, SIGTERM)."""
+CPU arithmetic, native bfloat16 detection, stop requests (Ctrl-C, SIGTERM) and the death of its
+DataLoader workers."""
 import os
+import re
 import signal
+import threading
 from dataclasses import dataclass
 
 import torch
+from torch.utils.data._utils import signal_handling
 
 
 @dataclass(frozen=True)
@@ -86,3 +90,26 @@ class StopRequest:
         if self.requested and number == signal.SIGINT:
             raise KeyboardInterrupt
         self.signal_name = signal.Signals(number).name
+
+
+def worker_death(error: BaseException):
+    """One line when error is torch's report of a DataLoader worker that died (killed by a signal,
+    or by the kernel's out-of-memory killer), or the broken connection a batch was coming over,
+    else None."""
+    if isinstance(error, (ConnectionError, EOFError)):       # killed while handing a batch over
+        return f'a data-loading worker process died while handing over a batch ({type(error).__name__}: {error})'
+    match = re.search(r'DataLoader worker \(pid[^)]*\)[^.:]*(: [\w ]+)?', str(error))
+    if not isinstance(error, RuntimeError) or match is None:
+        return None
+    return f'a data-loading worker process died ({match.group(0).strip()})'
+
+
+def meet_worker_deaths_in_loop() -> None:
+    """Switch off torch's SIGCHLD handler, which raises in the main thread, wherever it is, as soon
+    as a DataLoader worker dies: mid-step, or while a stopping run saves its checkpoint or closes
+    its logs (`pkill` kills every worker at once). Without it, a DataLoader finds a dead worker
+    itself when it waits for a batch (within 5 s) and raises there, in the training loop. For the
+    rest of the process: an exit that raised somewhere later would be no better."""
+    if hasattr(signal, 'SIGCHLD') and threading.current_thread() is threading.main_thread():
+        signal_handling._set_SIGCHLD_handler()      # torch installs it once per process: now, to switch it off
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)

@@ -7,7 +7,8 @@ Checkpoints go to <Checkpoint_Path>/S_<step>.pkl (Checkpoints.py: the seed's lay
 w and b and the run's settings, and 'Batches', where the batches stand, when they come from the
 packed store: Batches.py); TensorBoard logs and t-SNE figures go to <Log_Path>. `-s STEP`
 resumes from S_<STEP>.pkl exactly: steps, epochs, learning-rate schedule, optimiser state, w and
-b. Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits.
+b. Ctrl-C (or SIGTERM) finishes the current step, saves a checkpoint and exits; any other error
+after the first step (a data-loading worker killed, most patterns unusable) saves one too.
 
 A Trainer holds one process's state, built in its constructor; Trainer.run is the loop. Other code
 calls `train(hp, resume_step)`; the tests call the pieces (`Trainer.train_step`, `Trainer.evaluate`).
@@ -26,34 +27,16 @@ import Batches
 import Cpu_Defaults
 import Datasets
 import Runtime
+from Atomic_Files import folder_problem
 from Evaluation import Evaluation
-from Checkpoints import (CheckpointError, checkpoint_file, encoder_state, list_checkpoints, load_checkpoint,
-                         load_encoder_state, missing_checkpoint_message, save_checkpoint, save_hyper_parameters_beside,
-                         select_device)
+from Checkpoints import (CheckpointError, DeviceError, check_checkpoint_folder, checkpoint_file, encoder_state,
+                         load_checkpoint, load_encoder_state, load_for_fine_tuning, missing_checkpoint_message,
+                         resume_advice, save_checkpoint, save_hyper_parameters_beside, select_device, training_state_of)
 from Hyper_Parameters import HyperParameterError, load_hyper_parameters, to_dict
-from Loss import GE2ELoss
+from Loss import EncoderWithLoss, GE2ELoss
 from Modules import Encoder
 from Patterns import MetadataError
-
-MAX_NONFINITE_IN_A_ROW = 10
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start or go on; the message says why and what to do."""
-
-
-class EncoderWithLoss(torch.nn.Module):
-    """The encoder and the GE2E loss as one module, so that DistributedDataParallel averages the
-    gradients of w and b along with the encoder's."""
-
-    def __init__(self, encoder: Encoder, loss: GE2ELoss, utterances_per_speaker: int):
-        super().__init__()
-        self.encoder, self.loss = encoder, loss
-        self.utterances_per_speaker = utterances_per_speaker
-
-    def forward(self, mels: torch.Tensor) -> torch.Tensor:
-        embeddings = self.encoder(mels)                                              # [N * M, D]
-        return self.loss(embeddings.view(-1, self.utterances_per_speaker, embeddings.size(-1)))   # [N, M, D]
+from Training_Stops import NonFiniteSteps, NonFiniteStop, PatternProblems, TrainingError, stop_cause
 
 
 class LoggingWindow:
@@ -96,13 +79,6 @@ def training_data(hp, process: Runtime.TorchrunProcess, device: torch.device, wo
     return dataset, sampler, loader
 
 
-def nonfinite_stop_message(step: int, in_a_row: int, checkpoint_path: str) -> str:
-    last = ', '.join(f'S_{s}' for s in list_checkpoints(checkpoint_path)[-1:]) or 'none'
-    return (f'Stopped at step {step}: the loss was not finite in {in_a_row} steps in a row, so no checkpoint was '
-            f'written. Resume from the last checkpoint ({last}) with a lower Train.Learning_Rate.Initial, or check '
-            f'the patterns.')
-
-
 # ------------------------------------------------------------------------------------- trainer
 
 class Trainer:
@@ -121,6 +97,9 @@ class Trainer:
         self.log = (log or tqdm.write) if self.is_main else (lambda message: None)
         if resume_step and not os.path.isfile(checkpoint_file(hp.Checkpoint_Path, resume_step)):
             raise TrainingError(missing_checkpoint_message(hp.Checkpoint_Path, resume_step))
+        check_checkpoint_folder(hp.Checkpoint_Path, new_run=not resume_step)
+        if self.is_main and folder_problem(hp.Log_Path):
+            raise TrainingError(f'{folder_problem(hp.Log_Path)}; make it writable, free space, or choose another Log_Path')
         self.device = select_device(hp.Device, local_rank=self.process.local_rank if self.distributed else None,
                                     warn=lambda message: self.log(f'Warning: {message}'))
         Runtime.configure_cpu_arithmetic()      # before the first parallel torch operation
@@ -164,7 +143,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.mixed_precision and self.device.type == 'cuda')
 
         self.steps, self.epochs = 0, 0
-        self.skipped_steps, self.nonfinite_in_a_row = 0, 0
+        self.nonfinite = NonFiniteSteps(hp.Checkpoint_Path, self.log)
+        self.pattern_problems = PatternProblems(hp.Train.Train_Pattern.Path, self.log)
         self.outcome = None                     # after run(): 'finished' or the name of the signal that stopped it
         if resume_step:
             self.load(resume_step)
@@ -173,8 +153,8 @@ class Trainer:
         self.writer = None
         if self.is_main:
             from tensorboardX import SummaryWriter
-            save_hyper_parameters_beside(hp, hp.Checkpoint_Path)
             self.writer = SummaryWriter(hp.Log_Path)
+            save_hyper_parameters_beside(hp, hp.Checkpoint_Path)      # last: only a run that starts writes it
             self.log(f'Run directory: {os.path.abspath(hp.Log_Path)} (tensorboard --logdir {hp.Log_Path}); '
                      f'checkpoints: {os.path.abspath(hp.Checkpoint_Path)}')
 
@@ -182,37 +162,9 @@ class Trainer:
 
     def run(self) -> str:
         """Train to Train.Max_Step. Returns (and keeps in self.outcome) 'finished' or the name of the
-        signal that stopped it."""
-        train_hp = self.hp.Train
-        if train_hp.Initial_Inference and self.steps == 0:
-            self.evaluate()
-        window = LoggingWindow(train_hp.Batch.Train.Speaker * train_hp.Batch.Train.Pattern_per_Speaker
-                               * self.process.world_size)
-        batches = self.batches(window)
-        self.outcome = 'finished'
-        with Runtime.StopRequest() as stop, tqdm(initial=self.steps, total=train_hp.Max_Step, desc='[Training]',
-                                                 unit='step', disable=not self.is_main, dynamic_ncols=True) as bar:
-            while self.steps < train_hp.Max_Step:
-                loss, stop_everywhere = self.train_step(next(batches), stop.requested)
-                if loss is None:
-                    self.skip_step()                    # raises TrainingError after too many in a row
-                else:
-                    self.nonfinite_in_a_row = 0
-                    window.losses.append(loss)
-                    bar.update(1)
-                    bar.set_postfix({'loss': f'{window.mean_loss():.4f}',
-                                     'utterances/s': f'{window.utterances_per_second():.1f}'}, refresh=False)
-                    if self.steps % train_hp.Logging_Interval == 0:
-                        self.log_training(window)
-                        window.reset()
-                    if self.steps % train_hp.Checkpoint_Save_Interval == 0 or self.steps >= train_hp.Max_Step:
-                        self.save()
-                    if self.steps % train_hp.Evaluation_Interval == 0:
-                        self.evaluate()
-                # Alone, stop after the step a signal arrived in; under DDP, when every rank knows of it.
-                if stop_everywhere or (not self.distributed and stop.requested):
-                    self.outcome = stop.signal_name or 'SIGINT'          # or another rank's signal
-                    break
+        signal that stopped it. A data-loading worker's death is met in the loop, never mid-step."""
+        Runtime.meet_worker_deaths_in_loop()
+        self.train_until_stopped()
         if self.outcome != 'finished':
             if not os.path.isfile(checkpoint_file(self.hp.Checkpoint_Path, self.steps)):
                 self.save()
@@ -223,30 +175,85 @@ class Trainer:
             self.writer.close()
         return self.outcome
 
+    def train_until_stopped(self) -> None:
+        """The loop, and what follows a fatal error in it: a checkpoint first (save_on_error),
+        then one line (TrainingError) when the cause is one the user can act on."""
+        train_hp = self.hp.Train
+        if train_hp.Initial_Inference and self.steps == 0:
+            self.evaluate()
+        window = LoggingWindow(train_hp.Batch.Train.Speaker * train_hp.Batch.Train.Pattern_per_Speaker
+                               * self.process.world_size)
+        self.outcome, started_at = 'finished', self.steps
+        try:
+            with Runtime.StopRequest() as stop, tqdm(initial=self.steps, total=train_hp.Max_Step, desc='[Training]',
+                                                     unit='step', disable=not self.is_main, dynamic_ncols=True) as bar:
+                self.loop(self.batches(window), window, stop, bar)
+        except (NonFiniteStop, CheckpointError):
+            raise
+        except Exception as error:
+            saved = self.save_on_error(started_at)
+            cause = stop_cause(error)
+            if cause:
+                raise TrainingError(f'stopped at step {self.steps}: {cause}; {saved}') from None
+            self.log(f'{type(error).__name__} at step {self.steps}: {saved}')
+            raise
+
+    def loop(self, batches, window: LoggingWindow, stop: Runtime.StopRequest, bar) -> None:
+        """Steps until Train.Max_Step or a stop request; sets self.outcome to the signal's name on a stop."""
+        train_hp = self.hp.Train
+        while self.steps < train_hp.Max_Step:
+            batch = next(batches)
+            self.pattern_problems.add(batch)        # raises once most patterns are unusable
+            if batch.mels is None:
+                continue
+            loss, stop_everywhere = self.train_step(batch.mels, stop.requested)
+            if loss is None:
+                self.nonfinite.skip(self.steps, batch)  # raises NonFiniteStop after too many in a row
+            else:
+                self.nonfinite.in_a_row = 0
+                window.losses.append(loss)
+                bar.update(1)
+                bar.set_postfix({'loss': f'{window.mean_loss():.4f}',
+                                 'utterances/s': f'{window.utterances_per_second():.1f}'}, refresh=False)
+                if self.steps % train_hp.Logging_Interval == 0:
+                    self.log_training(window)
+                    window.reset()
+                if self.steps % train_hp.Checkpoint_Save_Interval == 0 or self.steps >= train_hp.Max_Step:
+                    self.save()
+                if self.steps % train_hp.Evaluation_Interval == 0:
+                    self.evaluate()
+            # Alone, stop after the step a signal arrived in; under DDP, when every rank knows of it.
+            if stop_everywhere or (not self.distributed and stop.requested):
+                self.outcome = stop.signal_name or 'SIGINT'          # or another rank's signal
+                break
+
+    def save_on_error(self, started_at: int) -> str:
+        """After a fatal error: save the steps made since the run (re)started, when not saved
+        yet. Returns what the user can do next, for the error's message."""
+        saved = os.path.isfile(checkpoint_file(self.hp.Checkpoint_Path, self.steps))
+        if self.steps > started_at and self.is_main and not saved:
+            try:
+                self.save()
+            except CheckpointError as error:
+                return f'no checkpoint could be saved ({error})'
+        return resume_advice(self.hp.Checkpoint_Path, self.command)
+
     def batches(self, window: LoggingWindow):
-        """Training batches without end, counting epochs; the time spent waiting for each is
-        added to window.waited."""
+        """Training batches (Datasets.TrainingBatch; the packed store's, Batches.StoreBatches, carry
+        no file names) without end, counting epochs; the time spent waiting for each is added to
+        window.waited."""
         while True:
             if self.train_sampler is not None:
                 self.train_sampler.set_epoch(self.epochs)
             iterator = iter(self.train_loader)
             while True:
                 started = time.perf_counter()
-                mels = next(iterator, None)
+                batch = next(iterator, None)
                 window.waited += time.perf_counter() - started
-                if mels is None:
+                if batch is None:
                     break
-                yield mels
+                yield batch if isinstance(batch, Datasets.TrainingBatch) else Datasets.TrainingBatch(batch, [], [])
             self.epochs += 1
-
-    def skip_step(self) -> None:
-        """Count a step skipped for a non-finite loss or gradient; stop after MAX_NONFINITE_IN_A_ROW in a row."""
-        self.skipped_steps += 1
-        self.nonfinite_in_a_row += 1
-        self.log(f'Step {self.steps + 1}: non-finite loss or gradient, step skipped '
-                 f'({self.skipped_steps} skipped in this run, {self.nonfinite_in_a_row} in a row)')
-        if self.nonfinite_in_a_row >= MAX_NONFINITE_IN_A_ROW:
-            raise TrainingError(nonfinite_stop_message(self.steps, self.nonfinite_in_a_row, self.hp.Checkpoint_Path))
 
     def log_training(self, window: LoggingWindow) -> None:
         """TensorBoard scalars of the window's steps (rank 0)."""
@@ -255,7 +262,7 @@ class Trainer:
         scalars = {'train/loss': window.mean_loss(), 'train/learning_rate': self.scheduler.get_last_lr()[0],
                    'train/w': self.loss.w.item(), 'train/b': self.loss.b.item(),
                    'train/utterances_per_second': window.utterances_per_second(),
-                   'train/data_wait_share': window.wait_share(), 'train/skipped_steps': self.skipped_steps}
+                   'train/data_wait_share': window.wait_share(), 'train/skipped_steps': self.nonfinite.skipped}
         for tag, value in scalars.items():
             self.writer.add_scalar(tag, value, self.steps)
 
@@ -272,16 +279,26 @@ class Trainer:
         return state
 
     def save(self) -> str:
+        """Save S_<steps>.pkl (rank 0). Raises CheckpointError when it cannot be written."""
         path = checkpoint_file(self.hp.Checkpoint_Path, self.steps)
         if self.is_main:
-            save_checkpoint(self.state(), path)
+            save_checkpoint(self.state(), path, resume_command=self.command)
             self.log(f'Checkpoint saved: {path}')
         return path
 
     def load(self, step: int) -> None:
+        """Resume from S_<step>.pkl. Raises CheckpointError (one line) for a file that is not a
+        training checkpoint of a run of these settings."""
         path = checkpoint_file(self.hp.Checkpoint_Path, step)
         state = load_checkpoint(path)
         load_encoder_state(self.encoder, encoder_state(state, path), self.hp, path)
+        with training_state_of(path):
+            self.load_training_state(state, path)
+        self.log(f'Resumed from {path}: step {self.steps}, epoch {self.epochs}, '
+                 f'learning rate {self.scheduler.get_last_lr()[0]:g}')
+
+    def load_training_state(self, state: dict, path: str) -> None:
+        """Optimiser, schedule, w and b, scaler and counters of a checkpoint (Trainer.load)."""
         optimizer_state = state['Optimizer']
         if 'Loss' in state:
             self.loss.load_state_dict(state['Loss'])
@@ -298,25 +315,16 @@ class Trainer:
         self.steps, self.epochs = int(state['Steps']), int(state['Epochs'])
         if isinstance(self.train_loader, Batches.StoreBatches):   # the next batch of the run that saved
             self.train_loader.load_state_dict(state.get('Batches', {'epoch': self.epochs, 'batch': 0}))
-        self.log(f'Resumed from {path}: step {self.steps}, epoch {self.epochs}, '
-                 f'learning rate {self.scheduler.get_last_lr()[0]:g}')
 
     def initialise_from(self, path: str) -> None:
         """Fine-tuning: the encoder (and GE2E w, b where the checkpoint has them) of another run's
         checkpoint or a seed one, at step 0 with this run's fresh optimiser and schedule."""
         try:
-            checkpoint = load_checkpoint(path)
-            load_encoder_state(self.encoder, encoder_state(checkpoint, path), self.hp, path)
+            step, origin = load_for_fine_tuning(path, self.encoder, self.loss, self.hp)
         except CheckpointError as error:
             raise TrainingError(f'--init {error}') from None
-        loss_state = checkpoint.get('Loss')
-        if isinstance(loss_state, dict) and set(loss_state) == {'w', 'b'}:
-            self.loss.load_state_dict(loss_state)
-            origin = f'w = {self.loss.w.item():g}, b = {self.loss.b.item():g} from it'
-        else:
-            origin = f'no w and b in it: they start at w = {self.loss.w.item():g}, b = {self.loss.b.item():g}'
-        self.log(f'Fine-tuning from {path} (its step {int(checkpoint.get("Steps", -1))}): encoder weights loaded, '
-                 f'{origin}; training starts at step 0 with a fresh optimiser and schedule')
+        self.log(f'Fine-tuning from {path} (its step {step}): encoder weights loaded, {origin}; '
+                 f'training starts at step 0 with a fresh optimiser and schedule')
 
     # -- one step
 
@@ -395,7 +403,7 @@ def main(argv=None) -> int:
     try:
         trainer = train(load_hyper_parameters(args.hyper_parameters), args.steps, command=command,
                         init_checkpoint=args.init)
-    except (CheckpointError, HyperParameterError, MetadataError, Datasets.DatasetConfigurationError,
+    except (CheckpointError, DeviceError, HyperParameterError, MetadataError, Datasets.DatasetConfigurationError,
             TrainingError) as error:
         print(f'Train.py: {error}', file=sys.stderr)
         return 1

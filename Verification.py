@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 import Metrics
+from Embedding import NONFINITE
 
 P_TARGET = 0.01              # the VoxCeleb challenge's minDCF prior, with C_miss = C_fa = 1
 
@@ -32,18 +33,22 @@ class VerificationResult:
 
 
 def read_trials(path: str) -> list:
-    """A VoxCeleb trial list -> [(target, path_a, path_b)]."""
+    """A VoxCeleb trial list (UTF-8, a byte-order mark allowed) -> [(target, path_a, path_b)]."""
     if not os.path.isfile(path):
         raise TrialListError(f'{path}: no such trial list')
     trials = []
-    with open(path, encoding='utf-8') as stream:
-        for number, line in enumerate(stream, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) != 3 or fields[0] not in ('0', '1'):
-                raise TrialListError(f'{path}:{number}: expected "1|0 path_a path_b", got {line.strip()!r}')
-            trials.append((int(fields[0]), fields[1], fields[2]))
+    try:
+        with open(path, encoding='utf-8-sig') as stream:
+            for number, line in enumerate(stream, 1):
+                fields = line.split()
+                if not fields:
+                    continue
+                if len(fields) != 3 or fields[0] not in ('0', '1'):
+                    raise TrialListError(f'{path}:{number}: expected "1|0 path_a path_b", got {line.strip()[:80]!r}')
+                trials.append((int(fields[0]), fields[1], fields[2]))
+    except UnicodeDecodeError:
+        raise TrialListError(f'{path}: not UTF-8 text (a binary file, or another encoding such as Latin-1); '
+                             f'a trial list is UTF-8 text, "1|0 path_a path_b" per line') from None
     if not trials:
         raise TrialListError(f'{path}: no trials')
     return trials
@@ -52,6 +57,8 @@ def read_trials(path: str) -> list:
 def score_trials(trials, embedding_of: dict, p_target: float = P_TARGET) -> VerificationResult:
     """Cosine-score trials from embeddings already computed: embedding_of maps each trial path to
     a unit float32 [E] vector, or to a reason string when the file could not be embedded."""
+    embedding_of = {path: value if not isinstance(value, np.ndarray) or np.isfinite(value).all() else NONFINITE
+                    for path, value in embedding_of.items()}
     kept, skipped, scores = [], [], []
     for trial in trials:
         first, second = embedding_of.get(trial[1]), embedding_of.get(trial[2])
@@ -76,16 +83,26 @@ def evaluate_trials(encoder, trials, root: str = '', progress: bool = False, kno
 
     encoder: an Embedding.SpeakerEncoder. trials: a trial-list path or [(target, path_a, path_b)].
     known: embeddings already computed, {trial path: unit vector}, which are not recomputed.
+    With a root, a trial path that leaves it (absolute, or through '..') is not embedded: it is
+    reported among the files not embedded.
     """
     if isinstance(trials, (str, os.PathLike)):
         trials = read_trials(str(trials))
     embedding_of = dict(known or {})
+    if root:
+        embedding_of.update({path: f'outside --root {root}: trial paths are relative to it'
+                             for _, first, second in trials for path in (first, second) if leaves_root(path)})
     needed = list(dict.fromkeys(path for _, first, second in trials for path in (first, second)
                                 if path not in embedding_of))
     if needed:
         for index, vector, reason in encoder.stream_files([os.path.join(root, path) for path in needed], progress):
             embedding_of[needed[index]] = vector if reason is None else reason
     return score_trials(trials, embedding_of, p_target)
+
+
+def leaves_root(path: str) -> bool:
+    """Whether a trial path points outside the folder it is relative to (absolute, or up through '..')."""
+    return os.path.isabs(path) or os.path.normpath(path).split(os.sep)[0] == os.pardir
 
 
 def pairwise_eer(embeddings: torch.Tensor, labels: list, max_utterances: int) -> float:
@@ -100,7 +117,8 @@ def pairwise_eer(embeddings: torch.Tensor, labels: list, max_utterances: int) ->
 
 
 def write_verification(result: VerificationResult, trial_count: int, out_dir: str) -> None:
-    """scores.txt (each scored trial and its score) and verification.json in out_dir; prints the summary."""
+    """scores.txt (each scored trial and its score) and verification.json in out_dir; prints the
+    files not embedded and the summary."""
     with open(os.path.join(out_dir, 'scores.txt'), 'w', encoding='utf-8') as stream:
         for (target, first, second), score in zip(result.trials, result.scores):
             stream.write(f'{target} {first} {second} {score:.6f}\n')
@@ -112,7 +130,6 @@ def write_verification(result: VerificationResult, trial_count: int, out_dir: st
     with open(os.path.join(out_dir, 'verification.json'), 'w', encoding='utf-8') as stream:
         json.dump(summary, stream, indent=2)
     skipped = (f' ({len(result.skipped_trials):,} skipped: they name {len(result.unusable_files):,} '
-               f'missing or unreadable files)') if result.skipped_trials else ''
+               f'files that could not be embedded)') if result.skipped_trials else ''
     print(f'EER {100 * result.eer:.2f} %, minDCF(p_target {result.p_target:g}) {result.min_dcf:.4f} over '
           f'{len(result.trials):,} of {trial_count:,} trials{skipped}')
-    print(f'Wrote scores.txt, verification.json in {out_dir}')

@@ -61,7 +61,9 @@ def training_rows(hp, size: dict, folder: str, device: torch.device) -> list:
         hp.Log_Path = os.path.join(folder, 'log')
         trainer = Train.Trainer(hp, log=lambda message: None)
         assert (trainer.train_dataset.store is not None) == packed
-        result = timed_steps(args, lambda: iter(trainer.train_loader), trainer.train_step, trainer.device)
+        result = timed_steps(args, lambda: iter(trainer.train_loader),
+                             lambda batch, step=trainer.train_step: step(getattr(batch, 'mels', batch)),   # store: a tensor
+                             trainer.device)
         trainer.writer.close()
         precision = f'{str(trainer.autocast_dtype)[6:]} mixed' if trainer.mixed_precision else 'float32'
         del trainer
@@ -94,7 +96,8 @@ def ceiling_rows(hp, size: dict, folder: str, device: torch.device) -> list:
     for mixed in (False, True):
         hp.Train.Mixed_Precision, hp.Train.Num_Workers = mixed, 0
         trainer = Train.Trainer(hp, log=lambda message: None)
-        mels = next(iter(trainer.train_loader)).to(device)
+        batch = next(iter(trainer.train_loader))
+        mels = getattr(batch, 'mels', batch).to(device)                  # store: a tensor; pickles: TrainingBatch
         for _ in range(size['warmup']):
             trainer.train_step(mels)
         synchronize = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)

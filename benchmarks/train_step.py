@@ -170,7 +170,9 @@ def ours_child(args, hp) -> dict:
     hp.Device = args.device
     hp.Train.Mixed_Precision = args.variant == 'mixed'
     trainer = Train.Trainer(hp, log=lambda message: None)
-    result = timed_steps(args, lambda: iter(trainer.train_loader), trainer.train_step, trainer.device)
+    result = timed_steps(args, lambda: iter(trainer.train_loader),
+                         lambda batch, step=trainer.train_step: step(getattr(batch, 'mels', batch)),   # store: a tensor
+                         trainer.device)
     trainer.writer.close()
     del trainer.train_loader                 # shuts the persistent workers down, so that their peak counts
     return result

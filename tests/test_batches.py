@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import Batches
+import Checkpoints
 import Datasets
 import Pattern_Store
 import Slicing
@@ -114,7 +115,7 @@ def test_the_trainer_reads_the_store_and_resumes_exactly(corpus, tmp_path):
     hp = tiny_hp(corpus, tmp_path, Max_Step=5, Num_Workers=2)
     finished = Train.train(hp, **QUIET)
     assert isinstance(finished.train_loader, Batches.StoreBatches) and finished.steps == 5
-    state = Train.load_checkpoint(Train.checkpoint_file(hp.Checkpoint_Path, 5))
+    state = Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, 5))
     assert state['Batches'] == {'epoch': 1, 'batch': 2} and state['Epochs'] == 1          # 3 batches an epoch
     resumed = Train.Trainer(hp, resume_step=5, **QUIET)
     expected = next(iter(finished.train_loader)).clone()
@@ -157,8 +158,8 @@ def test_sigint_stops_the_store_path_without_hanging(corpus, tmp_path):
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and 'Traceback' not in stderr, stderr
     assert 'reading its packed store' in stdout
-    steps = Train.list_checkpoints(hp.Checkpoint_Path)
-    assert len(steps) == 1 and 'Batches' in Train.load_checkpoint(Train.checkpoint_file(hp.Checkpoint_Path, steps[0]))
+    steps = Checkpoints.list_checkpoints(hp.Checkpoint_Path)
+    assert len(steps) == 1 and 'Batches' in Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, steps[0]))
 
 
 def test_two_processes_read_the_store(corpus, tmp_path):
@@ -169,5 +170,5 @@ def test_two_processes_read_the_store(corpus, tmp_path):
                          'Train.py', '-hp', str(tmp_path / 'hp.yaml')], timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'reading its packed store' in result.stdout and result.stdout.count('Finished training at step 4') == 1
-    state = Train.load_checkpoint(Train.checkpoint_file(hp.Checkpoint_Path, 4))
+    state = Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, 4))
     assert state['Batches'] == {'epoch': 1, 'batch': 2} and state['Epochs'] == 1          # 2 batches a rank and epoch

@@ -188,7 +188,7 @@ def batches(dataset, workers: int) -> list:
     """Three epochs of 2 batches of 3 speakers."""
     torch.manual_seed(7)
     loader = Datasets.make_loader(dataset, Datasets.TrainCollater(50, 90), 3, num_workers=workers, training=True)
-    return [batch for _ in range(3) for batch in loader]
+    return [batch.mels for _ in range(3) for batch in loader]
 
 
 @pytest.mark.parametrize('workers', [0, 2])

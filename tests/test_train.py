@@ -134,7 +134,7 @@ def test_resume_continues_exactly(trained):
     assert resumed.scheduler.get_last_lr() == finished.scheduler.get_last_lr() == [1e-2 * 0.5 ** 3]
     assert resumed.loss.w.item() == finished.loss.w.item() and resumed.loss.b.item() == finished.loss.b.item()
     # The next step from the checkpoint equals the next step of the run that wrote it.
-    mels = next(iter(finished.train_loader))
+    mels = next(iter(finished.train_loader)).mels
     for trainer in (finished, resumed):
         trainer.train_step(mels)
     for mine, theirs in zip(resumed.optimizer.param_groups[0]['params'], finished.optimizer.param_groups[0]['params']):
@@ -170,7 +170,7 @@ def test_a_seed_checkpoint_resumes(corpus, tmp_path):
     resumed = Train.Trainer(hp, resume_step=7, log=messages.append)
     assert (resumed.steps, resumed.epochs) == (7, 2) and resumed.loss.w.item() == 10.0
     assert any("no GE2E w and b" in message for message in messages)
-    loss, _ = resumed.train_step(next(iter(resumed.train_loader)))
+    loss, _ = resumed.train_step(next(iter(resumed.train_loader)).mels)
     assert loss is not None and resumed.steps == 8 and resumed.loss.w.item() != 10.0
     seed.writer.close()
     resumed.writer.close()
@@ -282,7 +282,7 @@ def test_non_finite_losses_are_skipped_and_ten_in_a_row_stop(corpus, tmp_path, l
     with pytest.raises(Train.TrainingError) as error:
         trainer.run()
     assert 'not finite in 10 steps in a row' in str(error.value) and 'no checkpoint was written' in str(error.value)
-    assert trainer.steps == 3 and trainer.skipped_steps == 11          # call 2 and calls 5-14 were skipped
+    assert trainer.steps == 3 and trainer.nonfinite.skipped == 11          # call 2 and calls 5-14 were skipped
     assert any(message.startswith('Step 2: non-finite loss') for message in messages)
     assert not any(name.startswith('S_') for name in os.listdir(hp.Checkpoint_Path))
     after = trainer.encoder.state_dict()
@@ -290,16 +290,22 @@ def test_non_finite_losses_are_skipped_and_ten_in_a_row_stop(corpus, tmp_path, l
     assert any(not torch.equal(old, new) for old, new in zip(before, trainer.encoder.parameters()))
 
 
-def test_ctrl_c_saves_and_exits_cleanly(corpus, tmp_path):
-    hp = tiny_hp(corpus, tmp_path, Max_Step=1_000_000, Checkpoint_Save_Interval=1_000_000, Logging_Interval=1)
-    save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
+def start_training(hp, folder, seconds: float = 1.5) -> subprocess.Popen:
+    """Train.py -hp <folder>/hp.yaml in a process of its own, `seconds` after its first steps."""
+    save_hyper_parameters(hp, str(folder / 'hp.yaml'))
     environment = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
-    process = subprocess.Popen([sys.executable, 'Train.py', '-hp', str(tmp_path / 'hp.yaml')], cwd=ROOT,
+    process = subprocess.Popen([sys.executable, 'Train.py', '-hp', str(folder / 'hp.yaml')], cwd=ROOT,
                                env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 60
     while not (os.path.isdir(hp.Log_Path) and os.listdir(hp.Log_Path)) and time.time() < deadline:
         time.sleep(0.2)                                      # the run has started when its log appears
-    time.sleep(1.5)                                          # some steps
+    time.sleep(seconds)                                      # some steps
+    return process
+
+
+def test_ctrl_c_saves_and_exits_cleanly(corpus, tmp_path):
+    hp = tiny_hp(corpus, tmp_path, Max_Step=1_000_000, Checkpoint_Save_Interval=1_000_000, Logging_Interval=1)
+    process = start_training(hp, tmp_path)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
@@ -325,7 +331,7 @@ def test_two_processes_with_gloo(corpus, tmp_path):
     assert state['Loss']['w'].item() != 10.0
     assert os.path.isfile(os.path.join(hp.Log_Path, 'Figures', 'S6_multi.png'))
     # Too few speakers for 2 processes x 7: the how-to names the processes.
-    hp.Train.Batch.Train.Speaker = 7
+    hp.Train.Batch.Train.Speaker, hp.Checkpoint_Path = 7, str(tmp_path / 'Checkpoint-2')
     save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
     result = run_script(['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
                          'Train.py', '-hp', str(tmp_path / 'hp.yaml')], timeout=180)
