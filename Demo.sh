@@ -10,6 +10,10 @@ CORPUS=Demo/Corpus
 bash setup.sh
 python -m demo_corpus -o "$CORPUS"
 python Pattern_Generate.py -hp "$HP" -vctk "$CORPUS/VCTK" -vc1t "$CORPUS/VC1_Test"
+if [ -d Demo/Checkpoint ] || [ -d Demo/Log ]; then
+    echo "Demo.sh: a new demo run: the previous demo's Demo/Checkpoint and Demo/Log are replaced"
+    rm -rf Demo/Checkpoint Demo/Log
+fi
 python Train.py -hp "$HP"
 CHECKPOINT=$(ls Demo/Checkpoint/S_*.pkl | sort -t_ -k2 -n | tail -n 1)
 for SLICES in multi single; do
