@@ -3,6 +3,7 @@
     pip install --no-deps -r benchmarks/requirements.txt     # Resemblyzer, for this benchmark only
     python benchmarks/inference.py                           # 200 utterances of 2-6 s
     python benchmarks/inference.py --files 500 --audio /tmp/bench_audio --threads 1 2
+    python benchmarks/inference.py --sizes 480 1920 --audio /tmp/bench_audio --rounds 3   # whole processes
 
 The utterances are synthetic speech (eSpeak NG through demo_corpus/speech_synth.py: 20 voices, 10
 utterances each, three in four at 48 kHz and one at 16 kHz), or voice-like numpy signals when eSpeak NG is not available.
@@ -19,6 +20,15 @@ spell of a shared machine hits every system alike; the ratio is the median of th
 randomly initialised encoder stands in for a trained one (the speed does not depend on the
 weights) unless -c names a checkpoint. The CPU time per utterance (process and decoding workers,
 user + system) is printed too: it depends less than the rate on what else the machine runs.
+
+--sizes N1 N2 times whole processes instead, in steady state (benchmarks/steady_state.py): this
+project as `python Inference.py -c CKPT -i LIST -o OUT --no-plot` with its defaults
+(Cpu_Defaults.py: workers and threads from the cores and the precision; `--precision bfloat16`
+for the bfloat16 row), Resemblyzer as a process that loads its VoiceEncoder and embeds every file
+(preprocess_wav, embed_utterance) into one .npy, at its best thread count (the fastest of
+--threads on the --sweep-files files, timed as above). Each runs on the first N1 and the first N2
+files; the rate is (N2 - N1) / (t2 - t1), start-up excluded; the systems run in turn for --rounds
+rounds and the ratio to Resemblyzer is reported for every round and as their median.
 """
 import argparse
 import json
@@ -153,6 +163,76 @@ def time_resemblyzer(paths: list, threads: int) -> dict:
     return {'rate': len(paths) / seconds, 'cpu_ms': 1000 * cpu / len(paths)}
 
 
+def whole_resemblyzer(paths: list, threads: int, output: str) -> None:
+    """Resemblyzer as a user runs it, a whole process: load the encoder, embed every file, save."""
+    import torch
+    torch.set_num_threads(threads)
+    from resemblyzer import VoiceEncoder, preprocess_wav
+    encoder = VoiceEncoder('cpu', verbose=False)
+    np.save(output, np.stack([encoder.embed_utterance(preprocess_wav(path)) for path in paths]))
+
+
+def steady_state(args, paths: list, kind: str, temporary: str, checkpoint: str) -> None:
+    """--sizes: whole processes on two corpus sizes, in turn, several rounds (module docstring)."""
+    import shutil
+    from steady_state import cpu_description, report, run_rounds, timed_process
+    small, large = sorted(args.sizes)
+    assert len(paths) >= large, f'{len(paths)} files, {large} needed'
+    lists = {}
+    for size in (small, large):   # Inference.py's list file ('path label') and Resemblyzer's paths
+        lists[size] = os.path.join(temporary, f'list_{size}.txt'), os.path.join(temporary, f'paths_{size}.txt')
+        with open(lists[size][0], 'w', encoding='utf-8') as stream:
+            stream.write(''.join(f'{path} {os.path.basename(os.path.dirname(path))}\n' for path in paths[:size]))
+        with open(lists[size][1], 'w', encoding='utf-8') as stream:
+            stream.write(''.join(f'{path}\n' for path in paths[:size]))
+    for path in paths[:large]:   # into the page cache before any run
+        with open(path, 'rb') as stream:
+            stream.read()
+    threads = args.threads[0]
+    if len(args.threads) > 1 and not args.skip_resemblyzer:
+        with open(os.path.join(temporary, 'sweep.txt'), 'w', encoding='utf-8') as stream:
+            stream.write(''.join(f'{path}\n' for path in paths[:args.sweep_files]))
+        sweep = {count: measure(('resemblyzer', 'float32', count, 0), os.path.join(temporary, 'sweep.txt'), checkpoint)['rate']
+                 for count in args.threads}
+        threads = max(sweep, key=lambda count: sweep[count] if sweep[count] == sweep[count] else -1.0)
+        print(f'Resemblyzer sweep, {args.sweep_files} utterances: ' + ', '.join(
+            f'{count} thread(s) {rate:.1f} utterances/s' for count, rate in sweep.items()) + f': {threads} thread(s)')
+    environment = {key: value for key, value in os.environ.items() if key != 'OMP_NUM_THREADS'}   # the defaults
+    output = os.path.join(temporary, 'output')
+
+    def project(precision):
+        def run(size):
+            shutil.rmtree(output, ignore_errors=True)
+            result = timed_process([sys.executable, 'Inference.py', '-c', checkpoint, '-hp', os.path.join(ROOT, 'Hyper_Parameter.yaml'),
+                                    '-i', lists[size][0], '-o', output, '--no-plot', '--precision', precision], cwd=ROOT, env=environment)
+            assert np.load(os.path.join(output, 'embeddings.npy'), mmap_mode='r').shape[0] == size
+            return result
+        return run
+
+    def resemblyzer(size):
+        target = os.path.join(temporary, 'resemblyzer.npy')
+        result = timed_process([sys.executable, os.path.abspath(__file__), '--whole-resemblyzer', target, '--paths',
+                                lists[size][1], '--run-threads', str(threads)], cwd=ROOT, env=environment)
+        assert np.load(target).shape[0] == size
+        return result
+
+    systems = {f'Inference.py {precision}': project(precision) for precision in args.precisions}
+    reference = f'Resemblyzer ({threads} thread(s))'
+    if not args.skip_resemblyzer:
+        systems[reference] = resemblyzer
+    from Cpu_Defaults import choose
+    defaults = {precision: choose(precision == 'bfloat16') for precision in args.precisions}
+    print(f'{len(paths[:large])} utterances of {kind} ({sum(file_rate(n) == 48000 for n in range(large))} at 48 kHz, the rest at '
+          f'16 kHz); whole processes on the first {small} and all {large}; CPU: {cpu_description()}')
+    print('Inference.py defaults (Cpu_Defaults.py): ' + '; '.join(
+        f'{precision}: {d.inference_threads} torch thread(s), {d.inference_workers} decoding worker(s)' for precision, d in defaults.items()))
+    print(f'Rounds (whole-run seconds on {small} / {large} files -> steady-state utterances/s):')
+    rates, cpu_ms = run_rounds(systems, [small, large], args.rounds, reference if not args.skip_resemblyzer else next(iter(systems)),
+                               'utterances/s')
+    report(rates, cpu_ms, reference if not args.skip_resemblyzer else next(iter(systems)), 'utterances/s')
+    print('Command: python ' + ' '.join(sys.argv))
+
+
 def measure(configuration: tuple, paths_file: str, checkpoint: str) -> dict:
     """Runs (system, precision, threads, workers) in a fresh Python process; returns its
     utterances/s ('rate') and CPU milliseconds per utterance ('cpu_ms'), nan when it failed."""
@@ -178,6 +258,9 @@ def main():
     parser.add_argument('--sweep-files', type=int, default=30, help='utterances per run when choosing the configurations (default 30)')
     parser.add_argument('--rounds', type=int, default=5, help='rounds of the best configurations in turn (default 5)')
     parser.add_argument('--skip-resemblyzer', action='store_true')
+    parser.add_argument('--sizes', type=int, nargs=2, metavar=('N1', 'N2'),
+                        help='whole processes in steady state on the first N1 and N2 files (e.g. 480 1920): module docstring')
+    parser.add_argument('--whole-resemblyzer', help=argparse.SUPPRESS)
     parser.add_argument('--run', help=argparse.SUPPRESS)
     parser.add_argument('--paths', help=argparse.SUPPRESS)
     parser.add_argument('--run-threads', type=int, help=argparse.SUPPRESS)
@@ -185,6 +268,10 @@ def main():
     parser.add_argument('--run-precision', help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.whole_resemblyzer:   # a child process: Resemblyzer, whole
+        with open(args.paths, encoding='utf-8') as stream:
+            whole_resemblyzer(stream.read().split('\n')[:-1], args.run_threads, args.whole_resemblyzer)
+        return
     if args.run:   # a child process: one configuration
         with open(args.paths, encoding='utf-8') as stream:
             paths = stream.read().split('\n')[:-1]
@@ -196,7 +283,7 @@ def main():
     with tempfile.TemporaryDirectory() as temporary:
         folder = args.audio or os.path.join(temporary, 'audio')
         os.makedirs(folder, exist_ok=True)
-        paths, kind = corpus(folder, args.files)
+        paths, kind = corpus(folder, max(args.sizes) if args.sizes else args.files)
         paths_file = os.path.join(temporary, 'paths.txt')
         with open(paths_file, 'w', encoding='utf-8') as stream:
             stream.write(''.join(f'{path}\n' for path in paths))
@@ -210,6 +297,9 @@ def main():
             checkpoint = os.path.join(temporary, 'S_0.pkl')
             model = Encoder.from_hyper_parameters(load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml')))
             torch.save({'Model': model.state_dict(), 'Steps': 0}, checkpoint)
+        if args.sizes:
+            steady_state(args, paths, kind, temporary, checkpoint)
+            return
         cores = os.cpu_count() or 1
         print(f'{len(paths)} utterances of {kind}, {min(seconds):.1f}-{max(seconds):.1f} s '
               f'(mean {np.mean(seconds):.1f} s); {cores} CPU cores')
