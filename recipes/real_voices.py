@@ -9,10 +9,8 @@ Stages, each resumable (a rerun skips what is done):
             are shorter than a training crop), Common Voice clips by speaker, Kaldi data dirs
             for speechocean762's train half, and the held-out speakers (Held_Out/ + trials.txt)
   patterns  Pattern_Generate.py -folder/-kaldi (training) and -foldert/-kaldit (held out)
-  train     two phases, each resumed with -s <last> when it has checkpoints: real_voices.yaml (Train.py
-            --init <the synthetic example checkpoint>, learning rate 5e-4), then real_voices_low_lr.yaml
-            (--init <the first phase's last checkpoint>, learning rate 1e-4)
-  evaluate  EER over all pairs of held-out files, t-SNE (the last phase's --step N, default its last; --resemblyzer: beside it)
+  train     Train.py --init <the synthetic example checkpoint>, or -s <last> when checkpoints exist
+  evaluate  EER over all pairs of held-out files, t-SNE (--step N, default last; --resemblyzer: beside it)
   export    the slim checkpoint, its settings and figure into Example_Results/ (--step N)
 
 Held-out speakers are drawn per source with a fixed seed and never trained on. speechocean762's
@@ -43,8 +41,7 @@ from Checkpoints import (HYPER_PARAMETER_KEY, hyper_parameters_of, list_checkpoi
                          save_checkpoint, save_hyper_parameters_beside)
 from Hyper_Parameters import to_dict  # noqa: E402
 
-HYPER_PARAMETERS = 'recipes/real_voices.yaml'                  # the corpus, and training's first phase
-PHASES = (HYPER_PARAMETERS, 'recipes/real_voices_low_lr.yaml')   # each starts from the last one's final step
+HYPER_PARAMETERS = 'recipes/real_voices.yaml'
 INIT_CHECKPOINT = 'Example_Results/Synthetic/Checkpoint/S_2500.pkl'
 SAMPLE_RATE = 16000
 JOIN_TOP_DB = 30          # trim of each word clip before joining
@@ -235,19 +232,12 @@ def make_patterns(corpus: str, workers: int) -> None:
 
 
 def train() -> None:
-    """Each phase to its Train.Max_Step: --init from the previous phase's last checkpoint (the
-    synthetic example for the first), or -s from its own last checkpoint when it has some."""
-    start = INIT_CHECKPOINT
-    for phase in PHASES:
-        folder, last = hyper_parameter('Checkpoint_Path', phase), hyper_parameter('Train', phase)['Max_Step']
-        steps = list_checkpoints(os.path.join(ROOT, folder))
-        if not steps or steps[-1] < last:
-            run(['Train.py', '-hp', phase] + (['-s', str(steps[-1])] if steps else ['--init', start]))
-        start = os.path.join(folder, f'S_{last}.pkl')
+    steps = list_checkpoints(os.path.join(ROOT, hyper_parameter('Checkpoint_Path')))
+    run(['Train.py', '-hp', HYPER_PARAMETERS] + (['-s', str(steps[-1])] if steps else ['--init', INIT_CHECKPOINT]))
 
 
-def hyper_parameter(key: str, phase: str = PHASES[-1]):
-    with open(os.path.join(ROOT, phase)) as stream:
+def hyper_parameter(key: str):
+    with open(os.path.join(ROOT, HYPER_PARAMETERS)) as stream:
         return yaml.safe_load(stream)[key]
 
 
