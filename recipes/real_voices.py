@@ -29,7 +29,6 @@ from collections import defaultdict
 import librosa
 import numpy as np
 import soundfile
-import yaml
 from tqdm import tqdm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -39,7 +38,7 @@ import Audio  # noqa: E402
 from Atomic_Files import write_atomically  # noqa: E402
 from Checkpoints import (HYPER_PARAMETER_KEY, hyper_parameters_of, list_checkpoints, load_checkpoint,  # noqa: E402
                          save_checkpoint, save_hyper_parameters_beside)
-from Hyper_Parameters import to_dict  # noqa: E402
+from Hyper_Parameters import load_hyper_parameters, to_dict  # noqa: E402
 
 HYPER_PARAMETERS = 'recipes/real_voices.yaml'
 INIT_CHECKPOINT = 'Example_Results/Synthetic/Checkpoint/S_2500.pkl'
@@ -232,19 +231,19 @@ def make_patterns(corpus: str, workers: int) -> None:
 
 
 def train() -> None:
-    steps = list_checkpoints(os.path.join(ROOT, hyper_parameter('Checkpoint_Path')))
+    steps = list_checkpoints(os.path.join(ROOT, checkpoint_folder()))
     run(['Train.py', '-hp', HYPER_PARAMETERS] + (['-s', str(steps[-1])] if steps else ['--init', INIT_CHECKPOINT]))
 
 
-def hyper_parameter(key: str):
-    with open(os.path.join(ROOT, HYPER_PARAMETERS)) as stream:
-        return yaml.safe_load(stream)[key]
+def checkpoint_folder() -> str:
+    """The recipe's Checkpoint_Path (relative to the repository), from its checked hyper-parameters."""
+    return load_hyper_parameters(os.path.join(ROOT, HYPER_PARAMETERS)).Checkpoint_Path
 
 
 def evaluate(corpus: str, step: int, resemblyzer: bool) -> None:
     """EER over every pair of held-out files and the t-SNE figure of the held-out speakers
     (Inference.py --trials); with resemblyzer, Resemblyzer's EER on the same trials beside it."""
-    checkpoint = os.path.join(hyper_parameter('Checkpoint_Path'), f'S_{step}.pkl')
+    checkpoint = os.path.join(checkpoint_folder(), f'S_{step}.pkl')
     held_out = os.path.join(corpus, 'Held_Out')
     trials = os.path.join(held_out, 'trials.txt')
     run(['Inference.py', '-c', checkpoint, '-i', os.path.join(held_out, 'labels.txt'), '--trials', trials,
@@ -256,7 +255,7 @@ def evaluate(corpus: str, step: int, resemblyzer: bool) -> None:
 def export(step: int) -> None:
     """The checkpoint's encoder, w, b and settings (no optimiser state) into
     Example_Results/Checkpoint/, with the Hyper_Parameter.yaml beside it and the held-out t-SNE."""
-    run_folder = os.path.join(ROOT, hyper_parameter('Checkpoint_Path'))
+    run_folder = os.path.join(ROOT, checkpoint_folder())
     state = load_checkpoint(os.path.join(run_folder, f'S_{step}.pkl'))
     settings, _ = hyper_parameters_of(os.path.join(run_folder, f'S_{step}.pkl'), state)
     target = os.path.join(ROOT, 'Example_Results', 'Checkpoint')
@@ -284,10 +283,10 @@ def main() -> None:
     parser.add_argument('-mw', '--max_workers', type=int, default=os.cpu_count())
     args = parser.parse_args()
     if args.stage in ('evaluate', 'export'):
-        steps = list_checkpoints(os.path.join(ROOT, hyper_parameter('Checkpoint_Path')))
+        steps = list_checkpoints(os.path.join(ROOT, checkpoint_folder()))
         step = args.step if args.step is not None else (steps or [None])[-1]
         if step not in steps:
-            raise SystemExit(f'no checkpoint S_{step}.pkl in {hyper_parameter("Checkpoint_Path")} (there: {steps})')
+            raise SystemExit(f'no checkpoint S_{step}.pkl in {checkpoint_folder()} (there: {steps})')
         (evaluate(args.corpus, step, args.resemblyzer) if args.stage == 'evaluate' else export(step))
         return
     if args.stage in ('all', 'prepare'):
