@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 import Batches
+from Augmentation import BatchAugmenter
 import Cpu_Defaults
 import Datasets
 import Runtime
@@ -140,6 +141,12 @@ class Trainer:
                                            lr=learning_rate.Initial, eps=learning_rate.Epsilon)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=learning_rate.Decay_Step,
                                                          gamma=learning_rate.Decay_Rate)
+        # On-the-fly augmentation (Augmentation section; off in the seed's file), seeded per step and rank.
+        self.augmenter = (BatchAugmenter(hp.Augmentation, hp.Sound, hp.Train.Batch.Train.Pattern_per_Speaker,
+                                         self.device, hp.Augmentation.Seed * 1_000 + self.process.rank)
+                          if BatchAugmenter.enabled(hp.Augmentation) else None)
+        if self.augmenter is not None:
+            self.log(f'Augmentation on the fly: {BatchAugmenter.describe(hp.Augmentation)}')
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.mixed_precision and self.device.type == 'cuda')
 
         self.steps, self.epochs = 0, 0
@@ -336,6 +343,8 @@ class Trainer:
         asked to stop. One host-device synchronisation per step.
         """
         mels = mels.to(self.device, non_blocking=True)
+        if self.augmenter is not None:
+            mels = self.augmenter(mels, self.steps)
         with self.autocast():
             loss = self.model(mels)
         self.optimizer.zero_grad(set_to_none=True)
