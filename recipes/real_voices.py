@@ -333,8 +333,8 @@ def run(command: list) -> None:
         raise SystemExit(f'{command[0]} stopped with exit status {status}; fix what it said and run the stage again')
 
 
-def make_patterns(corpus: str, workers: int) -> None:
-    command = ['Pattern_Generate.py', '-hp', HYPER_PARAMETERS, '-mw', str(workers), '--pack']
+def make_patterns(corpus: str, workers: int, hyper_parameters: str = HYPER_PARAMETERS) -> None:
+    command = ['Pattern_Generate.py', '-hp', hyper_parameters, '-mw', str(workers), '--pack']
     for part, flags in (('Train', ('-folder', '-kaldi')), ('Held_Out', ('-foldert', '-kaldit'))):
         for tag in sorted(TAGS.values()):
             folder = os.path.join(corpus, part, tag)
