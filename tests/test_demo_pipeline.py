@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from Hyper_Parameters import load_hyper_parameters
+from ge2e_speaker.hyper_parameters import load_hyper_parameters
 from fixtures.settings import save_hyper_parameters
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
