@@ -1,4 +1,4 @@
-"""The shared file helpers: Audio's audio-file walker, Atomic_Files' writes and cleanup of half-written files."""
+"""The shared file helpers: audio's audio-file walker, atomic_files' writes and cleanup of half-written files."""
 import os
 
 from ge2e_speaker import atomic_files, audio

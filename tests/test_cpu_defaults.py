@@ -1,4 +1,4 @@
-"""Cpu_Defaults: the thread and worker counts Train.py and Inference.py take by default."""
+"""cpu_defaults: the thread and worker counts Train.py and Inference.py take by default."""
 import pytest
 
 from ge2e_speaker import cpu_defaults, runtime
