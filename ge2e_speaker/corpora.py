@@ -30,6 +30,7 @@ class Job:
     root: str             # the pattern root (train or eval)
     start: float = None   # seconds: a Kaldi segment of the recording
     end: float = None
+    speed: float = 1.0    # speed perturbation factor (augmentation.speed_perturb); 1: the recording as it is
 
 
 def _stem(path: str) -> str:

@@ -23,6 +23,15 @@ PORT_DEFAULTS = {
         'Mixed_Precision': False,
         'Use_Packed_Store': True,
     },
+    'Augmentation': {   # all off: the original trains on clean patterns (augmentation.py)
+        'Speed': [],
+        'Noise': {'Probability': 0.0, 'SNR': [5, 20]},
+        'Babble': {'Probability': 0.0, 'SNR': [10, 20], 'Speakers': [3, 6]},
+        'Reverb': {'Probability': 0.0, 'RT60': [0.2, 0.8], 'Rooms': 64},
+        'Time_Mask': {'Count': 0, 'Width': 10},
+        'Frequency_Mask': {'Count': 0, 'Width': 8},
+        'Seed': 0,
+    },
 }
 
 
@@ -50,6 +59,18 @@ def one_of(*choices: str) -> Rule:
     return Rule(' or '.join(choices), lambda value: value in choices)
 
 
+def number_range(low: float, high: float) -> Rule:
+    return Rule(f'[LOW, HIGH] with {low:g} <= LOW <= HIGH <= {high:g}',
+                lambda value: isinstance(value, list) and len(value) == 2
+                and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+                and low <= value[0] <= value[1] <= high)
+
+
+PROBABILITY = Rule('a number from 0 to 1',
+                   lambda value: isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 1)
+SPEEDS = Rule('a list of speed factors between 0.5 and 2, e.g. [0.9, 1.1] ([] for none)',
+              lambda value: isinstance(value, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                            and 0.5 < v < 2 for v in value))
 FLAG = Rule('true or false', lambda value: isinstance(value, bool))
 NAME = Rule('text: a path or file name', lambda value: isinstance(value, str) and value.strip() != '')
 DEVICE = Rule("'-1' (the CPU) or a CUDA index such as '0'",
@@ -81,6 +102,15 @@ SCHEMA = {
         'Logging_Interval': POSITIVE, 'Evaluation_Interval': POSITIVE, 'Initial_Inference': FLAG,
         'Loss': {'Type': one_of('softmax', 'contrast'), 'Centroid': one_of('exclusive', 'inclusive')},
         'Mixed_Precision': FLAG,
+    },
+    'Augmentation': {
+        'Speed': SPEEDS,
+        'Noise': {'Probability': PROBABILITY, 'SNR': number_range(-20, 60)},
+        'Babble': {'Probability': PROBABILITY, 'SNR': number_range(-20, 60), 'Speakers': number_range(1, 64)},
+        'Reverb': {'Probability': PROBABILITY, 'RT60': number_range(0.05, 3), 'Rooms': POSITIVE},
+        'Time_Mask': {'Count': whole_number(0), 'Width': whole_number(0)},
+        'Frequency_Mask': {'Count': whole_number(0), 'Width': whole_number(0)},
+        'Seed': whole_number(0),
     },
     'Checkpoint_Path': NAME, 'Log_Path': NAME, 'Device': DEVICE,
 }

@@ -9,6 +9,7 @@ Training corpora go to Train.Train_Pattern.Path/<Dataset>/, the VoxCeleb1 test s
 Train.Eval_Pattern.Path/<Dataset>/. A rerun skips finished patterns.
 """
 import argparse
+import dataclasses
 import multiprocessing
 import os
 import re
@@ -19,7 +20,7 @@ from collections import Counter
 
 from tqdm import tqdm
 
-from . import atomic_files, audio, corpora, pattern_store, patterns
+from . import atomic_files, audio, augmentation, corpora, pattern_store, patterns
 from .corpora import CORPORA, USER_CORPORA, CorpusError, Job
 from .hyper_parameters import HyperParameterError, load_hyper_parameters
 
@@ -60,6 +61,31 @@ def drop_same_name_sources(jobs: list, log=print) -> tuple:
     return [job for job in jobs if id(job) in winners], len(jobs) - len(chosen)
 
 
+def speed_perturbed(jobs: list, factors: list, train_root: str) -> list:
+    """jobs plus, for each training job and factor, its speed-perturbed copy: a new speaker of
+    the same dataset tag (P225 -> P225-SP090), in the seed's pattern-name format. Jobs of the
+    evaluation root are never perturbed."""
+    perturbed = []
+    for factor in factors:
+        for job in jobs:
+            if job.root != train_root:
+                continue
+            folder, name = job.pattern_file.split('/', 1)
+            dataset, speaker, rest = name.split('.', 2)
+            speaker = augmentation.speed_speaker(speaker, factor)
+            perturbed.append(dataclasses.replace(job, speaker=speaker, speed=factor,
+                                                 pattern_file=f'{folder}/{dataset}.{speaker}.{rest}'))
+    return jobs + perturbed
+
+
+def parse_speeds(text: str) -> list:
+    """--speed '0.9,1.1' -> [0.9, 1.1]."""
+    try:
+        return augmentation.parse_speeds(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f'--speed takes factors between 0.5 and 2, e.g. 0.9,1.1 ({error})') from None
+
+
 def parse_shard(text: str) -> tuple:
     """'K/N' with 0 <= K < N -> (K, N)."""
     match = re.fullmatch(r'(\d+)/(\d+)', text or '')
@@ -89,6 +115,7 @@ def make_pattern(job: Job) -> tuple:
     hp = _worker['hp']
     try:
         samples = audio.load_audio(job.audio_path, hp.Sound.Sample_Rate, job.start, job.end)
+        samples = augmentation.speed_perturb(samples, job.speed, hp.Sound.Sample_Rate)
         mel = audio.mel_from_signal(samples, hp.Sound, trim_top_dB(hp.Sound, job.dataset), hp.Sound.Min_Frames)
     except audio.AudioRejected as error:
         return job, 'rejected', str(error)
@@ -265,6 +292,10 @@ def main(argv=None) -> int:
     parser.add_argument('--metadata', action='store_true', help='only (re)build METADATA.PICKLE from the patterns on disk')
     parser.add_argument('--pack', action='store_true', help='also build or update the packed store of each pattern root '
                         '(for training); with --shard K/N only its K-th share, merged by a --pack without --shard')
+    parser.add_argument('--speed', type=parse_speeds, metavar='F1,F2',
+                        help='speed perturbation of the training corpora: each factor (e.g. 0.9,1.1) makes every '
+                             'training speaker a new one, resampled so pitch and tempo change together '
+                             '(default: Augmentation.Speed, [] in the seed\'s file); evaluation corpora never')
     parser.add_argument('--vctk_mic', default='mic1', help='VCTK 0.92 microphone to take (default mic1)')
     args = parser.parse_args(argv)
 
@@ -290,6 +321,11 @@ def main(argv=None) -> int:
         return 2
     jobs, non_utf8 = drop_non_utf8_names(jobs)
     jobs, same_name = drop_same_name_sources(jobs)
+    speeds = args.speed if args.speed is not None else augmentation.parse_speeds(hp.Augmentation.Speed)
+    if speeds:
+        jobs = speed_perturbed(jobs, speeds, hp.Train.Train_Pattern.Path)
+        print(f'speed perturbation {", ".join(f"{factor:g}" for factor in speeds)}: {len(jobs)} training and '
+              f'evaluation files in all, each factor a new speaker ({augmentation.speed_speaker("<speaker>", speeds[0])})')
     rejected = Counter({'rejected: file name not UTF-8': non_utf8, 'rejected: same pattern name': same_name})
     if args.shard:
         shard, shards = args.shard

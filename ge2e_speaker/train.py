@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from . import batches, cpu_defaults, datasets, runtime
 from .atomic_files import folder_problem
+from .augmentation import BatchAugmenter
 from .evaluation import Evaluation
 from .checkpoints import (CheckpointError, DeviceError, check_checkpoint_folder, checkpoint_file, encoder_state,
                           load_checkpoint, load_encoder_state, load_for_fine_tuning, missing_checkpoint_message,
@@ -137,6 +138,12 @@ class Trainer:
                                            lr=learning_rate.Initial, eps=learning_rate.Epsilon)
         self.scheduler = torch.optim.lr_scheduler.StepLR(self.optimizer, step_size=learning_rate.Decay_Step,
                                                          gamma=learning_rate.Decay_Rate)
+        # On-the-fly augmentation (Augmentation section; off in the seed's file), seeded per step and rank.
+        self.augmenter = (BatchAugmenter(hp.Augmentation, hp.Sound, hp.Train.Batch.Train.Pattern_per_Speaker,
+                                         self.device, hp.Augmentation.Seed * 1_000 + self.process.rank)
+                          if BatchAugmenter.enabled(hp.Augmentation) else None)
+        if self.augmenter is not None:
+            self.log(f'Augmentation on the fly: {BatchAugmenter.describe(hp.Augmentation)}')
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.mixed_precision and self.device.type == 'cuda')
 
         self.steps, self.epochs = 0, 0
@@ -333,6 +340,8 @@ class Trainer:
         asked to stop. One host-device synchronisation per step.
         """
         mels = mels.to(self.device, non_blocking=True)
+        if self.augmenter is not None:
+            mels = self.augmenter(mels, self.steps)
         with self.autocast():
             loss = self.model(mels)
         self.optimizer.zero_grad(set_to_none=True)

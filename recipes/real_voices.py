@@ -44,25 +44,45 @@ from ge2e_speaker.embedding import EXAMPLE_CHECKPOINT  # noqa: E402
 from ge2e_speaker.hyper_parameters import load_hyper_parameters, to_dict  # noqa: E402
 
 HYPER_PARAMETERS = 'recipes/real_voices.yaml'
-INIT_CHECKPOINT = 'Example_Results/Synthetic/Checkpoint/S_2500.pkl'
+INIT_CHECKPOINT = 'Example_Results/Real_Voices_v1/S_1500.pkl'   # round 1's encoder
 SAMPLE_RATE = 16000
 JOIN_TOP_DB = 30          # trim of each word clip before joining
 JOIN_GAP_SECONDS = 0.15   # silence between joined clips
 SEED = 20261126
 
-# name: (repository, speakers held out, word clips joined per utterance (0: clips as they are))
+# name: (repository, speakers held out, word clips joined per utterance (0: clips as they are;
+# -1: long recordings cut into SEGMENT_SECONDS pieces through a Kaldi segments file), the fewest
+# utterances of a speaker that may be held out). The first six are round 1's: their held-out
+# speakers are drawn as then (same seeds, same candidates), so both rounds score the same people.
 SOURCES = {
-    'speechocean762': ('jimbozhang/speechocean762', 16, 0),
-    'DSPSpeech-20': ('zhongyuchen/DSPSpeech-20', 6, 4),
-    'PICO-tinyML-benchmark': ('thegtagamer/PICO-tinyML-benchmark', 8, 3),
-    'arabic-speech-commands-dataset': ('abdulkaderghandoura/arabic-speech-commands-dataset', 5, 4),
-    'whisper': ('korliu/whisper', 8, 0),
-    'SR': ('yasaman999/SR', 5, 0),
+    'speechocean762': ('jimbozhang/speechocean762', 16, 0, 6),
+    'DSPSpeech-20': ('zhongyuchen/DSPSpeech-20', 6, 4, 6),
+    'PICO-tinyML-benchmark': ('thegtagamer/PICO-tinyML-benchmark', 8, 3, 6),
+    'arabic-speech-commands-dataset': ('abdulkaderghandoura/arabic-speech-commands-dataset', 5, 4, 6),
+    'whisper': ('korliu/whisper', 8, 0, 6),
+    'SR': ('yasaman999/SR', 5, 0, 6),
+    'alphanumeric-audio-dataset': ('Sakshee5/alphanumeric-audio-dataset', 8, -1, 3),
+    'YourTTS-VCTK': ('Edresson/YourTTS', 3, 0, 5),
+    'YourTTS-MLS-PT': ('Edresson/YourTTS', 2, -1, 5),
+    'audio-for-Twi-TTS': ('pryyyynz/audio-for-Twi-TTS', 2, 0, 5),
+    'speechdataset': ('puri-gagan/speechdataset', 0, 0, 5),
 }
+FOLDERS = {'YourTTS-VCTK': 'YourTTS', 'YourTTS-MLS-PT': 'YourTTS'}   # source name -> its clone's folder
+BRANCHES = {'Edresson/YourTTS': 'gh-pages'}                          # repositories not read at their default branch
+EXTRA_WORDS = ('mini-audio-datasets', 'a-n-rose/mini-audio-datasets')  # more Speech Commands clips, merged by speaker hash
 TAGS = {'speechocean762': 'SO762', 'DSPSpeech-20': 'DSP20', 'PICO-tinyML-benchmark': 'SPCMD',
-        'arabic-speech-commands-dataset': 'ARCMD', 'whisper': 'CVEN', 'SR': 'CVFA'}
-MIN_UTTERANCES = 6        # a speaker with fewer (after joining) is left out: Train.Batch.*.Pattern_per_Speaker
+        'arabic-speech-commands-dataset': 'ARCMD', 'whisper': 'CVEN', 'SR': 'CVFA', 'alphanumeric-audio-dataset': 'ANUM',
+        'YourTTS-VCTK': 'VCTK', 'YourTTS-MLS-PT': 'MLSPT', 'audio-for-Twi-TTS': 'CVTW', 'speechdataset': 'CVEN2'}
+VCTK_HELD_OUT_TAG = 'VCTKHO'   # -vctk's tag VCTK is the original's; the held-out part is a -foldert corpus
+MIN_UTTERANCES = 5        # a speaker with fewer (after joining) is left out: Train.Batch.*.Pattern_per_Speaker
 HELD_OUT_UTTERANCES = 20  # at most this many utterances of each held-out speaker (the trials grow with the square)
+SEGMENT_SECONDS = 3.5     # pieces of long recordings (-1 above); a last piece under half of it joins the one before
+
+
+def clone_command(name: str, target: str) -> str:
+    repository = SOURCES[name][0]
+    branch = f' -b {BRANCHES[repository]}' if repository in BRANCHES else ''
+    return f'git clone{branch} https://github.com/{repository} {target}'
 
 
 def speechocean_train(source: str) -> dict:
@@ -102,20 +122,54 @@ def common_voice_clips(folder: str) -> dict:
     return by_speaker
 
 
+def wavs_by_folder(pattern: str) -> dict:
+    """speaker (the file's folder) -> its .wav files, for a glob pattern ending in <speaker>/*.wav."""
+    by_speaker = defaultdict(list)
+    for path in sorted(glob.glob(pattern)):
+        by_speaker[os.path.basename(os.path.dirname(path))].append(path)
+    return by_speaker
+
+
+def alphanumeric_recordings(source: str) -> dict:
+    """speaker (the response id R_<id>, the same in Names/, Numbers/ and Addresses/) -> recordings."""
+    by_speaker = defaultdict(list)
+    for path in sorted(glob.glob(os.path.join(source, 'audio_data', '*', 'R_*.wav'))):
+        by_speaker[os.path.splitext(os.path.basename(path))[0]].append(path)
+    return by_speaker
+
+
 def source_clips(name: str, source: str) -> dict:
     """speaker -> clip paths (or (utterance, path) for speechocean762) of one source."""
     if name == 'speechocean762':
         return speechocean_train(source)
     if name == 'DSPSpeech-20':
-        return {os.path.basename(folder): sorted(glob.glob(os.path.join(folder, '*.wav')))
-                for folder in sorted(glob.glob(os.path.join(source, 'speech_data', '*')))}
+        return wavs_by_folder(os.path.join(source, 'speech_data', '*', '*.wav'))
     if name == 'PICO-tinyML-benchmark':
         return speech_command_clips(os.path.join(source, 'MLTK_keyworkSpotting', 'dataset'), '_nohash_')
     if name == 'arabic-speech-commands-dataset':
         return speech_command_clips(os.path.join(source, 'dataset'), '_NO_')
     if name == 'whisper':
         return common_voice_clips(os.path.join(source, 'dataset'))
+    if name == 'alphanumeric-audio-dataset':
+        return alphanumeric_recordings(source)
+    if name == 'YourTTS-VCTK':   # real VCTK recordings only: the rest of audios_demo is synthesised or reserved
+        return wavs_by_folder(os.path.join(source, 'audios_demo', 'GT', 'VCTK', 'p*', '*.wav'))
+    if name == 'YourTTS-MLS-PT':
+        return wavs_by_folder(os.path.join(source, 'audios_demo', 'GT', 'MLS-PT', '*', '*.wav'))
     return common_voice_clips(source)
+
+
+def segments_of(paths: list) -> list:
+    """(recording path, start, end) pieces of SEGMENT_SECONDS of long recordings, in seconds."""
+    pieces = []
+    for path in paths:
+        duration = soundfile.info(path).duration
+        count = max(1, round(duration / SEGMENT_SECONDS))
+        if duration - (count - 1) * SEGMENT_SECONDS < SEGMENT_SECONDS / 2 and count > 1:
+            count -= 1
+        bounds = [index * SEGMENT_SECONDS for index in range(count)] + [duration]
+        pieces += [(path, round(start, 3), round(end, 3)) for start, end in zip(bounds, bounds[1:])]
+    return pieces
 
 
 def joined_clip(paths: list) -> np.ndarray:
@@ -143,38 +197,99 @@ def utterances_of(clips: list, join: int, rng: np.random.Generator) -> list:
     return [[clips[index] for index in order[start:start + join]] for start in range(0, len(order) - join + 1, join)]
 
 
+def link(target: str, path: str) -> None:
+    if not os.path.lexists(target):
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.symlink(os.path.abspath(path), target)
+
+
+def extra_words(sources: str) -> dict:
+    """speaker hash -> clips of mini-audio-datasets' speech_commands/ (the same people as
+    Speech Commands': their clips join those of the same hash)."""
+    folder = os.path.join(sources, EXTRA_WORDS[0])
+    if not os.path.isdir(folder):
+        raise SystemExit(f'{folder}: missing; git clone https://github.com/{EXTRA_WORDS[1]} {folder}')
+    return speech_command_clips(os.path.join(folder, 'speech_commands'), '_nohash_')
+
+
 def prepare(sources: str, corpus: str) -> None:
     """Speaker folders (and Kaldi dirs) for training and for the held-out speakers, plus trials.txt."""
     held_out_files = []
-    for name, (_, held_out, join) in SOURCES.items():
-        source = os.path.join(sources, name)
+    for name, (_, held_out, join, candidate_minimum) in SOURCES.items():
+        source = os.path.join(sources, FOLDERS.get(name, name))
         if not os.path.isdir(source):
-            raise SystemExit(f'{source}: missing; git clone https://github.com/{SOURCES[name][0]} {source}')
+            raise SystemExit(f'{source}: missing; {clone_command(name, source)}')
         rng = np.random.default_rng([SEED, len(name)])
         clips = source_clips(name, source)
-        usable = sorted(speaker for speaker, files in clips.items() if len(files) // max(join, 1) >= MIN_UTTERANCES)
-        chosen = set(rng.choice(usable, size=held_out, replace=False).tolist())
+        candidates = sorted(speaker for speaker, files in clips.items()
+                            if len(files) // max(join, 1) >= candidate_minimum)
+        chosen = set(rng.choice(candidates, size=held_out, replace=False).tolist())
         tag = TAGS[name]
-        print(f'{name}: {len(usable)} speakers with {MIN_UTTERANCES}+ utterances ({len(clips) - len(usable)} with '
-              f'fewer left out), {held_out} held out')
         if name == 'speechocean762':
-            write_kaldi_dirs(corpus, tag, clips, usable, chosen, held_out_files)
+            print(f'{name}: {len(candidates)} speakers, {held_out} held out')
+            write_kaldi_dirs(corpus, tag, clips, candidates, chosen, held_out_files)
             continue
-        for speaker in tqdm(usable, desc=tag, unit='speaker'):
-            folder = os.path.join(corpus, 'Held_Out' if speaker in chosen else 'Train', tag, speaker)
-            groups = utterances_of(clips[speaker], join, rng)
-            for index, group in enumerate(groups[:HELD_OUT_UTTERANCES] if speaker in chosen else groups):
-                extension = '.wav' if join else os.path.splitext(group[0])[1]
-                target = os.path.join(folder, f'{index:04d}{extension}' if join else os.path.basename(group[0]))
-                if not os.path.exists(target):
-                    if join:
-                        write_wav(target, joined_clip(group))
-                    else:
-                        os.makedirs(folder, exist_ok=True)
-                        os.symlink(os.path.abspath(group[0]), target)
-                if speaker in chosen:
-                    held_out_files.append(os.path.relpath(target, os.path.join(corpus, 'Held_Out')))
+        # Groups drawn in round 1's order (candidates first, sorted), so its files come out again.
+        order = candidates + sorted(set(clips) - set(candidates))
+        groups = {speaker: utterances_of(clips[speaker], max(join, 0), rng) for speaker in order}
+        if name == 'PICO-tinyML-benchmark':   # more clips of the same people, after round 1's groups
+            for speaker, files in extra_words(sources).items():
+                if speaker not in chosen:
+                    groups[speaker] = groups.get(speaker, []) + utterances_of(files, join, rng)
+        if join == -1:   # training speakers' long recordings in pieces; held-out ones whole
+            groups = {speaker: utterances if speaker in chosen else [[piece] for piece in segments_of(sum(utterances, []))]
+                      for speaker, utterances in groups.items()}
+        training = sorted(speaker for speaker, utterances in groups.items()
+                          if speaker not in chosen and len(utterances) >= MIN_UTTERANCES)
+        print(f'{name}: {len(training)} training speakers with {MIN_UTTERANCES}+ utterances, {held_out} held out '
+              f'({len(groups) - len(training) - held_out} with fewer left out)')
+        for speaker in sorted(chosen):
+            for index, group in enumerate(groups[speaker][:HELD_OUT_UTTERANCES]):
+                target = os.path.join(corpus, 'Held_Out', tag, speaker, utterance_name(index, group, join))
+                write_utterance(target, group, join)
+                held_out_files.append(os.path.relpath(target, os.path.join(corpus, 'Held_Out')))
+        if join == -1:
+            write_segments(os.path.join(corpus, 'Kaldi', 'Train', tag), {speaker: groups[speaker] for speaker in training})
+            continue
+        for speaker in tqdm(training, desc=tag, unit='speaker'):
+            for index, group in enumerate(groups[speaker]):
+                write_utterance(os.path.join(corpus, 'Train', tag, speaker, utterance_name(index, group, join)), group, join)
     write_trials(os.path.join(corpus, 'Held_Out'), held_out_files)
+
+
+def utterance_name(index: int, group: list, join: int) -> str:
+    """A joined utterance's file name (0000.wav ...), or a recording's own; a long recording
+    (join -1) has its folder's name in front, as alphanumeric-audio-dataset's Names/R_x.wav
+    and Numbers/R_x.wav share a name."""
+    if join > 0:
+        return f'{index:04d}.wav'
+    name = os.path.basename(group[0])
+    return f'{os.path.basename(os.path.dirname(group[0]))}_{name}' if join == -1 else name
+
+
+def write_utterance(target: str, group: list, join: int) -> None:
+    """One utterance: the joined clips of group (join > 0), or a link to its one recording."""
+    if join > 0:
+        if not os.path.exists(target):
+            write_wav(target, joined_clip(group))
+    else:
+        link(target, group[0])
+
+
+def write_segments(data_dir: str, pieces: dict) -> None:
+    """A Kaldi data dir (wav.scp, segments, utt2spk) of speaker -> [[(path, start, end)]]."""
+    recordings, segments, speakers = {}, [], []
+    for speaker, utterances in sorted(pieces.items()):
+        for index, ((path, start, end),) in enumerate(utterances):
+            recording = recordings.setdefault(path, f'{speaker}-{len(recordings):05d}')
+            utterance = f'{speaker}-{index:04d}'
+            segments.append(f'{utterance} {recording} {start} {end}\n')
+            speakers.append(f'{utterance} {speaker}\n')
+    os.makedirs(data_dir, exist_ok=True)
+    write_atomically(os.path.join(data_dir, 'wav.scp'),
+                     ''.join(f'{recording} {os.path.abspath(path)}\n' for path, recording in recordings.items()).encode())
+    write_atomically(os.path.join(data_dir, 'segments'), ''.join(segments).encode())
+    write_atomically(os.path.join(data_dir, 'utt2spk'), ''.join(speakers).encode())
 
 
 def write_kaldi_dirs(corpus: str, tag: str, utterances: dict, usable: list, chosen: set, held_out_files: list) -> None:
@@ -221,13 +336,15 @@ def run(command: list) -> None:
 
 
 def make_patterns(corpus: str, workers: int) -> None:
-    command = ['Pattern_Generate.py', '-hp', HYPER_PARAMETERS, '-mw', str(workers)]
+    command = ['Pattern_Generate.py', '-hp', HYPER_PARAMETERS, '-mw', str(workers), '--pack']
     for part, flags in (('Train', ('-folder', '-kaldi')), ('Held_Out', ('-foldert', '-kaldit'))):
         for tag in sorted(TAGS.values()):
             folder = os.path.join(corpus, part, tag)
             kaldi = os.path.join(corpus, 'Kaldi', part, tag)
             if os.path.isdir(kaldi):
                 command += [flags[1], f'{tag}={kaldi}']
+            elif os.path.isdir(folder) and tag == 'VCTK':   # real VCTK through the original's -vctk reader
+                command += ['-vctk', folder] if part == 'Train' else [flags[0], f'{VCTK_HELD_OUT_TAG}={folder}']
             elif os.path.isdir(folder):
                 command += [flags[0], f'{tag}={folder}']
     run(command)

@@ -1,4 +1,4 @@
-"""recipes/real_voices.py's prepare stage on tiny copies of its six sources' layouts."""
+"""recipes/real_voices.py's prepare stage on tiny copies of its eleven sources' layouts."""
 import os
 import sys
 
@@ -43,6 +43,35 @@ def tiny_sources(root: str) -> str:
                 if speaker == 0:
                     stream.write('client_id\tpath\tsentence\tup_votes\tdown_votes\n')
                 stream.write('\n'.join(rows) + '\n')
+        for take, folder in enumerate(('Names', 'Numbers', 'Addresses')):   # alphanumeric: one long recording each
+            rate = 44100 if take else 48000
+            corpora.write(f'{root}/alphanumeric-audio-dataset/audio_data/{folder}/R_{speaker}xYz.wav',
+                          corpora.voice(speaker + 12, take, seconds=7.4, rate=rate), rate)
+        gt = f'{root}/YourTTS/audios_demo/GT'
+        for take in range(5):
+            corpora.write(f'{gt}/VCTK/p22{speaker}/p22{speaker}_00{take}.wav', corpora.voice(speaker + 15, take, rate=22050), 22050)
+            corpora.write(f'{gt}/MLS-PT/1199{speaker}/1199{speaker}_10229_00000{take}.wav',
+                          corpora.voice(speaker + 18, take, seconds=12.4), 16000)
+            corpora.write(f'{gt}/Libri-TTS/19{speaker}/19_{take}.wav', corpora.voice(speaker, take), 16000)   # reserved
+            corpora.write(f'{root}/YourTTS/audios_demo/Exp.1/VCTK/p22{speaker}/p22{speaker}_00{take}.wav',   # synthesised
+                          corpora.voice(speaker, take), 16000)
+        for source in ('audio-for-Twi-TTS', 'speechdataset'):
+            rows = []
+            for take in range(5):
+                clip = f'common_voice_{source[:3]}_{speaker}{take}.mp3'
+                corpora.write(f'{root}/{source}/clips/{clip}', corpora.voice(speaker + 21, take), 16000, 'MPEG_LAYER_III')
+                rows.append(f'{speaker}{"d" * 30}\t{clip}\tsentence\t2\t0')
+            table = f'{root}/{source}/{"validated" if speaker % 2 else "other"}.tsv'
+            new_table = not os.path.exists(table)
+            with open(table, 'a') as stream:
+                if new_table:
+                    stream.write('client_id\tpath\tsentence\tup_votes\tdown_votes\n')
+                stream.write('\n'.join(rows) + '\n')
+        for take in range(3):   # mini-audio-datasets: more words of Speech Commands' speakers, and one new speaker
+            corpora.write(f'{root}/mini-audio-datasets/speech_commands/w{take}/ab{speaker}cd_nohash_{take + 10}.wav',
+                          word(speaker + 3, take + 10), 16000)
+            corpora.write(f'{root}/mini-audio-datasets/speech_commands/w{take}/new{speaker}_nohash_{take}.wav',
+                          word(speaker + 24, take), 16000)
     os.makedirs(f'{root}/PICO-tinyML-benchmark/MLTK_keyworkSpotting/dataset/_silence_')
     corpora.write(f'{root}/PICO-tinyML-benchmark/MLTK_keyworkSpotting/dataset/_silence_/1.wav', np.zeros(16000), 16000)
     for part in ('train', 'test'):
@@ -57,9 +86,9 @@ def tiny_sources(root: str) -> str:
 
 @pytest.fixture
 def small_recipe(monkeypatch):
-    """One held-out speaker per source, two utterances a speaker at least."""
-    monkeypatch.setattr(real_voices, 'SOURCES', {name: (repository, 1, join)
-                                                 for name, (repository, _, join) in real_voices.SOURCES.items()})
+    """One held-out speaker per source (none of speechdataset's), two utterances a speaker at least."""
+    monkeypatch.setattr(real_voices, 'SOURCES', {name: (repository, int(name != 'speechdataset'), join, 2)
+                                                 for name, (repository, _, join, _) in real_voices.SOURCES.items()})
     monkeypatch.setattr(real_voices, 'MIN_UTTERANCES', 2)
 
 
@@ -67,23 +96,43 @@ def test_prepare_joins_words_holds_speakers_out_and_writes_trials(tmp_path, smal
     corpus = str(tmp_path / 'corpus')
     real_voices.prepare(tiny_sources(str(tmp_path / 'sources')), corpus)
     train, held_out = os.path.join(corpus, 'Train'), os.path.join(corpus, 'Held_Out')
-    assert sorted(os.listdir(train)) == ['ARCMD', 'CVEN', 'CVFA', 'DSP20', 'SPCMD']
-    for tag in os.listdir(train):   # every source: 2 training speakers, 1 held out, never both
+    assert sorted(os.listdir(train)) == ['ARCMD', 'CVEN', 'CVEN2', 'CVFA', 'CVTW', 'DSP20', 'SPCMD', 'VCTK']
+    assert sorted(os.listdir(os.path.join(corpus, 'Kaldi', 'Train'))) == ['ANUM', 'MLSPT', 'SO762']
+    for tag in ('ARCMD', 'CVEN', 'CVFA', 'CVTW', 'DSP20', 'VCTK'):   # 2 training speakers, 1 held out, never both
         assert len(os.listdir(os.path.join(train, tag))) == 2
         assert len(os.listdir(os.path.join(held_out, tag))) == 1
         assert not set(os.listdir(os.path.join(train, tag))) & set(os.listdir(os.path.join(held_out, tag)))
+    assert len(os.listdir(os.path.join(train, 'CVEN2'))) == 3 and not os.path.exists(os.path.join(held_out, 'CVEN2'))
     # 8 one-second words of DSPSpeech-20 -> 2 utterances of 4 trimmed words joined with 0.15 s gaps
     speaker = sorted(os.listdir(os.path.join(train, 'DSP20')))[0]
     joined = sorted(os.listdir(os.path.join(train, 'DSP20', speaker)))
     assert joined == ['0000.wav', '0001.wav']
     samples, rate = soundfile.read(os.path.join(train, 'DSP20', speaker, joined[0]))
     assert rate == 16000 and 4 * 0.4 + 3 * 0.15 <= samples.size / rate < 4 * 0.6 + 3 * 0.15
+    # mini-audio-datasets' words join their Speech Commands speaker (8 + 3 clips -> 3 utterances of 3);
+    # its speakers with three clips only make one utterance, too few to train on
+    for speaker in os.listdir(os.path.join(train, 'SPCMD')):
+        assert len(os.listdir(os.path.join(train, 'SPCMD', speaker))) == 3
+    assert not [name for name in os.listdir(os.path.join(train, 'SPCMD')) if name.startswith('new')]
+    # only real recordings of YourTTS's gh-pages: GT/VCTK and GT/MLS-PT, never Libri-TTS or synthesised ones
+    assert sorted(os.listdir(os.path.join(train, 'VCTK')) + os.listdir(os.path.join(held_out, 'VCTK'))) == \
+        ['p220', 'p221', 'p222']
+    linked = [os.path.realpath(os.path.join(folder, name)) for folder, _, names in os.walk(corpus) for name in names]
+    assert not [path for path in linked if 'Libri-TTS' in path or 'Exp.1' in path]
+    # long recordings (alphanumeric, MLS-PT) in pieces of about 3.5 s for training, whole when held out
+    for tag, pieces in (('ANUM', 3 * 2), ('MLSPT', 5 * 4)):
+        segments = [line.split() for line in open(os.path.join(corpus, 'Kaldi', 'Train', tag, 'segments'))]
+        utt2spk = dict(line.split() for line in open(os.path.join(corpus, 'Kaldi', 'Train', tag, 'utt2spk')))
+        assert len(segments) == 2 * pieces and set(utt2spk) == {utterance for utterance, *_ in segments}
+        assert all(3.5 / 2 <= float(end) - float(start) < 3.5 * 1.5 for _, _, start, end in segments)
+    assert len(os.listdir(os.path.join(held_out, 'ANUM', os.listdir(os.path.join(held_out, 'ANUM'))[0]))) == 3
     # speechocean762: Kaldi dirs for the two parts, relative paths made absolute
     scp = open(os.path.join(corpus, 'Kaldi', 'Train', 'SO762', 'wav.scp')).read().split()
     assert len(scp) == 2 * 2 * 3 and all(os.path.isfile(path) for path in scp[1::2])
     trials = [line.split() for line in open(os.path.join(held_out, 'trials.txt'))]
     files = {path for _, first, second in trials for path in (first, second)}
-    assert len(files) == 3 + 2 + 2 + 2 + 3 + 3   # SO762 3, DSP20 2 (of 4 words), SPCMD 2 (of 3), ARCMD 2 (of 4), CV 3 + 3
+    # SO762 3, DSP20 2 (of 4 words), SPCMD 2 (of 3), ARCMD 2 (of 4), CV 3 + 3, ANUM 3, VCTK 5, MLSPT 5, CVTW 5
+    assert len(files) == 3 + 2 + 2 + 2 + 3 + 3 + 3 + 5 + 5 + 5
     assert len(trials) == len(files) * (len(files) - 1) // 2
     assert all((target == '1') == (os.path.dirname(first) == os.path.dirname(second)) for target, first, second in trials)
     labels = [line.split() for line in open(os.path.join(held_out, 'labels.txt'))]
