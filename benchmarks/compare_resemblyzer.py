@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument('-hp', '--hyper_parameters', help='default: the file beside the checkpoint')
     parser.add_argument('--trials', required=True)
     parser.add_argument('--root', required=True, help='folder the trial paths are relative to')
-    parser.add_argument('--slices', default='multi', choices=('multi', 'single', 'full'))
+    parser.add_argument('--slices', default='auto', choices=embedding.SLICE_MODES)
     parser.add_argument('--by-folder', action='store_true',
                         help="also the EER of the trials within each first folder of the trial paths (a corpus's tag)")
     args = parser.parse_args()

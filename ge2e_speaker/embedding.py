@@ -22,7 +22,7 @@ from . import audio, cpu_defaults, slicing
 from .checkpoints import load_trained_encoder, select_device
 from .modules import Encoder
 
-SLICE_MODES = ('multi', 'single', 'full')
+SLICE_MODES = ('auto', 'multi', 'single', 'full')
 NONFINITE = 'non-finite embedding (NaN or infinite values): check the checkpoint with this audio'
 
 # The encoder the package ships (its settings inside it): load_encoder() without a checkpoint.
@@ -32,7 +32,7 @@ PRECISIONS = {'float32': torch.float32, 'bfloat16': torch.bfloat16}
 
 
 def window_length(hp, slices: str) -> int:
-    """Frames per window: Train.Inference.Frame_Length (multi, full) or the mean training
+    """Frames per window: Train.Inference.Frame_Length (auto, multi, full) or the mean training
     length (Train.Frame_Length.Min + Max) // 2 (single; 160 with the seed's 140-180)."""
     if slices == 'single':
         return (hp.Train.Frame_Length.Min + hp.Train.Frame_Length.Max) // 2
@@ -43,9 +43,12 @@ def mel_windows(mel: np.ndarray, slices: str, samples: int, frame_length: int, o
     """[frames, mel_dim] -> [windows, frame_length, mel_dim], always centred (deterministic).
 
     multi: the seed's `samples` windows overlapping by `overlap` over the centred span;
-    single: one centred window; full: windows over the whole utterance.
+    single: one centred window; full: windows over the whole utterance; auto: multi while the
+    utterance fits in the seed's span (192 frames with the seed's settings), full when longer,
+    so no frame of a long utterance is left out.
     """
-    if slices == 'multi':
+    span = samples * (frame_length - overlap) + overlap
+    if slices == 'multi' or (slices == 'auto' and mel.shape[0] <= span):
         return slicing.multi_slices(mel, samples, frame_length, overlap)
     if slices == 'single':
         return slicing.crop_or_pad(mel, frame_length)[None]
@@ -86,8 +89,10 @@ class SpeakerEncoder:
     Args:
         model: modules.Encoder (weights loaded).
         hp: the hyper-parameters it was trained with (hyper_parameters.load_hyper_parameters).
-        slices: 'multi' (the seed's 5 x 64 frames), 'single' (one centred window of the training
-            length) or 'full' (windows over the whole utterance), see `mel_windows`.
+        slices: 'auto' (the seed's 5 x 64 frames up to 192 frames, windows over the whole
+            utterance beyond), 'multi' (the seed's 5 x 64 frames, the centre of a longer one),
+            'single' (one centred window of the training length) or 'full' (windows over the whole
+            utterance), see `mel_windows`.
         device: a torch device for the encoder; decoding always runs on the CPU.
         batch_size: utterances per encoder call in `embed_files`.
         workers: processes decoding audio ahead of the encoder in `embed_files` (0: in-process).
@@ -96,7 +101,7 @@ class SpeakerEncoder:
             embeddings within a cosine of about 0.99999 of float32's.
     """
 
-    def __init__(self, model: Encoder, hp, slices: str = 'multi', device='cpu', batch_size: int = 64,
+    def __init__(self, model: Encoder, hp, slices: str = 'auto', device='cpu', batch_size: int = 64,
                  workers: int = None, precision: str = 'float32'):
         if slices not in SLICE_MODES:
             raise ValueError(f'slices must be one of {SLICE_MODES}, not {slices!r}')
@@ -230,7 +235,7 @@ def normalise(vector: np.ndarray) -> np.ndarray:
     return (vector / max(np.linalg.norm(vector), 1e-12)).astype(np.float32)
 
 
-def load_encoder(checkpoint: str = None, hp=None, slices: str = 'multi', device=None, **options) -> SpeakerEncoder:
+def load_encoder(checkpoint: str = None, hp=None, slices: str = 'auto', device=None, **options) -> SpeakerEncoder:
     """A SpeakerEncoder from a checkpoint (this project's or the seed's S_<step>.pkl); without one,
     the example encoder the package ships (EXAMPLE_CHECKPOINT).
 

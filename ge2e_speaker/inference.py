@@ -121,8 +121,10 @@ def parse_arguments(argv=None):
     parser.add_argument('-o', '--output', default='Results/Inference', help='output folder (default Results/Inference)')
     parser.add_argument('-hp', '--hyper_parameters', help='hyper-parameter YAML (default: the settings the checkpoint carries, '
                                                           'else the YAML beside it, else ./Hyper_Parameter.yaml)')
-    parser.add_argument('--slices', choices=SLICE_MODES, default='multi',
-                        help="multi: the seed's 5 x 64 frames (default); single: one centred window of the training length; full: windows over the whole utterance")
+    parser.add_argument('--slices', choices=SLICE_MODES, default='auto',
+                        help="auto (default): the seed's 5 x 64 frames up to 192 frames, windows over the whole "
+                             "utterance when longer; multi: the seed's 5 x 64 frames (a longer utterance's centre); "
+                             "single: one centred window of the training length; full: windows over the whole utterance")
     parser.add_argument('--no-plot', action='store_true', help='skip tsne.png')
     parser.add_argument('--trials', help="a VoxCeleb trial list ('1 id10270/x/00001.wav id10270/y/00008.wav' per line)")
     parser.add_argument('--root', default='', help='the folder the trial paths are relative to')

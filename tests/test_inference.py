@@ -330,6 +330,12 @@ def test_slice_modes():
     np.testing.assert_array_equal(single[0], mel[70:230])
     full = embedding.mel_windows(mel, 'full', inference.Samples, 64, inference.Overlap_Length)
     assert full.shape == (9, 64, 80) and np.array_equal(full[-1], mel[-64:])
+    # auto (the default): every frame of a long utterance, the seed's windows for one of 192 frames or less
+    np.testing.assert_array_equal(embedding.mel_windows(mel, 'auto', inference.Samples, 64, inference.Overlap_Length), full)
+    for frames in (50, 192):
+        np.testing.assert_array_equal(embedding.mel_windows(mel[:frames], 'auto', inference.Samples, 64, inference.Overlap_Length),
+                                      embedding.mel_windows(mel[:frames], 'multi', inference.Samples, 64, inference.Overlap_Length))
+    assert embedding.mel_windows(mel[:193], 'auto', inference.Samples, 64, inference.Overlap_Length).shape == (6, 64, 80)
     model = Encoder.from_hyper_parameters(HP).eval()
     embeddings = {}
     for slices in embedding.SLICE_MODES:
