@@ -180,7 +180,7 @@ def test_seed_checkpoint_gives_the_seeds_embeddings(tmp_path, capsys):
     short = write(str(tmp_path / 'short.wav'), voice(1, 1, seconds=1.0), 16000)      # < 192 frames: padded
     long = write(str(tmp_path / 'long.wav'), voice(2, 2, seconds=4.0), 16000)        # > 192 frames: cropped
     assert seed_mel(short, 20).shape[0] < 192 < seed_mel(long, 20).shape[0]
-    encoder = embedding.load_encoder(str(tmp_path / 'S_100000.pkl'))
+    encoder = embedding.load_encoder(str(tmp_path / 'S_100000.pkl'), slices='multi')   # the seed's windows
     assert encoder.hp.Sound.Inference_Top_dB == 20                  # the seed's inference value, by default
     for path in (short, long):
         np.testing.assert_allclose(encoder.embed_file(path), seed_embedding(seed_model.eval(), path), atol=1e-4)
