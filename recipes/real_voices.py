@@ -42,6 +42,7 @@ from ge2e_speaker.checkpoints import (HYPER_PARAMETER_KEY, hyper_parameters_of, 
                                       save_checkpoint, save_hyper_parameters_beside)
 from ge2e_speaker.embedding import EXAMPLE_CHECKPOINT  # noqa: E402
 from ge2e_speaker.hyper_parameters import load_hyper_parameters, to_dict  # noqa: E402
+from ge2e_speaker.metrics import equal_error_rate  # noqa: E402
 
 HYPER_PARAMETERS = 'recipes/real_voices.yaml'
 INIT_CHECKPOINT = 'Example_Results/Real_Voices_v1/S_1500.pkl'   # round 1's encoder
@@ -368,8 +369,23 @@ def evaluate(corpus: str, step: int, resemblyzer: bool) -> None:
     trials = os.path.join(held_out, 'trials.txt')
     run(['Inference.py', '-c', checkpoint, '-i', os.path.join(held_out, 'labels.txt'), '--trials', trials,
          '--root', held_out, '-o', os.path.join(ROOT, 'Real_Voices', 'Inference', f'S_{step}')])
+    print_source_eers(os.path.join(ROOT, 'Real_Voices', 'Inference', f'S_{step}', 'scores.txt'))
     if resemblyzer:
         run(['benchmarks/compare_resemblyzer.py', '-c', checkpoint, '--trials', trials, '--root', held_out, '--by-folder'])
+
+
+def print_source_eers(scores_file: str) -> None:
+    """The EER of all trials and of the trials within each source (both files in one TAG/ folder),
+    from Inference.py's scores.txt ('target path path score' per line)."""
+    by_source = defaultdict(lambda: ([], []))
+    with open(scores_file, encoding='utf-8') as stream:
+        for line in stream:
+            target, first, second, score = line.split()
+            for source in {'all', first.split('/')[0]} if first.split('/')[0] == second.split('/')[0] else {'all'}:
+                by_source[source][0].append(float(score))
+                by_source[source][1].append(int(target))
+    print('EER by source: ' + ', '.join(f'{source} {100 * equal_error_rate(np.array(scores), targets):.2f} %'
+                                        for source, (scores, targets) in sorted(by_source.items())))
 
 
 def export(step: int) -> None:
