@@ -6,6 +6,8 @@ cd "$(dirname "$0")"
 # installed (a CUDA build on a GPU machine, say) is kept.
 python -c 'import torch' 2>/dev/null || python -m pip install -q torch==2.13.0
 python -m pip install -q -r requirements.txt pytest
+# The package itself, editable: import ge2e_speaker and the ge2e-* commands run this checkout.
+python -m pip install -q --no-deps -e .
 # ffmpeg decodes VoxCeleb2's .m4a; without it only those files are refused.
 if ! command -v ffmpeg >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

@@ -15,7 +15,7 @@ from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from Atomic_Files import write_atomically  # noqa: E402
+from ge2e_speaker.atomic_files import write_atomically  # noqa: E402
 
 
 def kaldi_files(data_dir: str) -> dict:

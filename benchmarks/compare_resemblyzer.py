@@ -4,7 +4,7 @@
     python benchmarks/compare_resemblyzer.py -c Example_Results/Synthetic/Checkpoint/S_2500.pkl \
         --trials Demo/Corpus/VC1_Test/trials.txt --root Demo/Corpus/VC1_Test/wav
 
-Each system embeds every trial file once with its own recipe (ours: Embedding.py's multi-slice
+Each system embeds every trial file once with its own recipe (ours: embedding.py's multi-slice
 embedding; Resemblyzer: preprocess_wav + embed_utterance) and scores trials by cosine similarity.
 Prints the EER and minDCF of both on the same trials.
 """
@@ -19,9 +19,7 @@ from tqdm import tqdm
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import Embedding  # noqa: E402
-import Metrics  # noqa: E402
-import Verification  # noqa: E402
+from ge2e_speaker import embedding, metrics, verification  # noqa: E402
 
 
 def resemblyzer_embeddings(paths: list) -> dict:
@@ -36,7 +34,7 @@ def folder_eer(result, folder: str) -> tuple:
     """(EER, trials) of the scored trials whose two paths both lie in the first-level folder."""
     within = [index for index, (_, first, second) in enumerate(result.trials)
               if first.split('/')[0] == second.split('/')[0] == folder]
-    return Metrics.equal_error_rate(result.scores[within], [result.trials[i][0] for i in within]), len(within)
+    return metrics.equal_error_rate(result.scores[within], [result.trials[i][0] for i in within]), len(within)
 
 
 def main() -> None:
@@ -45,17 +43,17 @@ def main() -> None:
     parser.add_argument('-hp', '--hyper_parameters', help='default: the file beside the checkpoint')
     parser.add_argument('--trials', required=True)
     parser.add_argument('--root', required=True, help='folder the trial paths are relative to')
-    parser.add_argument('--slices', default='auto', choices=Embedding.SLICE_MODES)
+    parser.add_argument('--slices', default='auto', choices=embedding.SLICE_MODES)
     parser.add_argument('--by-folder', action='store_true',
                         help="also the EER of the trials within each first folder of the trial paths (a corpus's tag)")
     args = parser.parse_args()
 
-    trials = Verification.read_trials(args.trials)
+    trials = verification.read_trials(args.trials)
     files = sorted({path for _, first, second in trials for path in (first, second)})
-    ours = Verification.evaluate_trials(
-        Embedding.load_encoder(args.checkpoint, args.hyper_parameters, slices=args.slices), trials, args.root, progress=True)
+    ours = verification.evaluate_trials(
+        embedding.load_encoder(args.checkpoint, args.hyper_parameters, slices=args.slices), trials, args.root, progress=True)
     theirs_vectors = resemblyzer_embeddings([os.path.join(args.root, file) for file in files])
-    theirs = Verification.score_trials(trials, {file: np.asarray(theirs_vectors[os.path.join(args.root, file)], np.float32)
+    theirs = verification.score_trials(trials, {file: np.asarray(theirs_vectors[os.path.join(args.root, file)], np.float32)
                                              for file in files})
     print(f'{len(trials)} trials ({sum(target for target, _, _ in trials)} target) over {len(files)} files of {args.root}')
     print(f'this project ({os.path.basename(args.checkpoint)}, {args.slices} slices): '

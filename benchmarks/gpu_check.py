@@ -4,13 +4,13 @@
     bash benchmarks/gpu_check.sh --device cpu --quick # tiny sizes (the tests run this)
 
 Makes its own synthetic patterns (fixtures.patterns.write_pattern_corpus, 200-800 frames) and packs them
-(Pattern_Store.pack), and voice-like audio (inference.numpy_corpus), in a temporary folder; needs no
+(pattern_store.pack), and voice-like audio (inference.numpy_corpus), in a temporary folder; needs no
 network. Then, in this process:
-  training  Train.Trainer steps at Speaker x Pattern_per_Speaker, float32 and Mixed_Precision, each
+  training  train.Trainer steps at Speaker x Pattern_per_Speaker, float32 and Mixed_Precision, each
             reading pickles and the packed store: steps/s and the share of the time spent waiting
             for the next batch (train_step.timed_steps). "workers" is Train.Num_Workers: DataLoader
-            processes for the pickles, Batches.py's threads (batches copied to the GPU) for the store
-  inference Embedding.SpeakerEncoder.embed_files on the audio (a randomly initialised encoder: the
+            processes for the pickles, batches.py's threads (batches copied to the GPU) for the store
+  inference embedding.SpeakerEncoder.embed_files on the audio (a randomly initialised encoder: the
             speed does not depend on the weights): utterances/s
 Prints a table (and writes it to $OUT/gpu_check.txt when OUT is set).
 """
@@ -28,9 +28,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import torch  # noqa: E402
 
-import Pattern_Store  # noqa: E402
-import Train  # noqa: E402
-from Hyper_Parameters import load_hyper_parameters  # noqa: E402
+from ge2e_speaker import pattern_store, train  # noqa: E402
+from ge2e_speaker.hyper_parameters import load_hyper_parameters  # noqa: E402
 from inference import numpy_corpus  # noqa: E402
 from packed_loader import cpu_name  # noqa: E402
 from fixtures.patterns import write_pattern_corpus  # noqa: E402
@@ -59,7 +58,7 @@ def training_rows(hp, size: dict, folder: str, device: torch.device) -> list:
         hp.Train.Mixed_Precision, hp.Train.Use_Packed_Store, hp.Train.Num_Workers = mixed, packed, workers
         hp.Checkpoint_Path = os.path.join(folder, 'checkpoints')
         hp.Log_Path = os.path.join(folder, 'log')
-        trainer = Train.Trainer(hp, log=lambda message: None)
+        trainer = train.Trainer(hp, log=lambda message: None)
         assert (trainer.train_dataset.store is not None) == packed
         result = timed_steps(args, lambda: iter(trainer.train_loader),
                              lambda batch, step=trainer.train_step: step(getattr(batch, 'mels', batch)),   # store: a tensor
@@ -79,7 +78,7 @@ def ceiling_rows(hp, size: dict, folder: str, device: torch.device) -> list:
     hp.Checkpoint_Path, hp.Log_Path = os.path.join(folder, 'checkpoints'), os.path.join(folder, 'log')
     for workers, packed in ((w, p) for w in size['workers'] for p in (False, True)):
         hp.Train.Mixed_Precision, hp.Train.Use_Packed_Store, hp.Train.Num_Workers = False, packed, workers
-        trainer = Train.Trainer(hp, log=lambda message: None)
+        trainer = train.Trainer(hp, log=lambda message: None)
         batches = iter(trainer.train_loader)
         started, count = None, 0
         while count < size['warmup'] + size['steps']:
@@ -95,7 +94,7 @@ def ceiling_rows(hp, size: dict, folder: str, device: torch.device) -> list:
         del batches, trainer
     for mixed in (False, True):
         hp.Train.Mixed_Precision, hp.Train.Num_Workers = mixed, 0
-        trainer = Train.Trainer(hp, log=lambda message: None)
+        trainer = train.Trainer(hp, log=lambda message: None)
         batch = next(iter(trainer.train_loader))
         mels = getattr(batch, 'mels', batch).to(device)                  # store: a tensor; pickles: TrainingBatch
         for _ in range(size['warmup']):
@@ -114,8 +113,8 @@ def ceiling_rows(hp, size: dict, folder: str, device: torch.device) -> list:
 
 
 def inference_rate(hp, audio: list, device: torch.device, workers) -> float:
-    from Embedding import SpeakerEncoder
-    from Modules import Encoder
+    from ge2e_speaker.embedding import SpeakerEncoder
+    from ge2e_speaker.modules import Encoder
     encoder = SpeakerEncoder(Encoder.from_hyper_parameters(hp).eval(), hp, device=str(device), workers=workers)
     encoder.embed_files(audio[:2])                               # warm-up: cuDNN plans, workers
     if device.type == 'cuda':
@@ -151,7 +150,7 @@ def main(argv=None) -> int:
         hp.Train.Eval_Pattern.Path = os.path.join(folder, 'no-evaluation')
         write_pattern_corpus(hp.Train.Train_Pattern.Path, size['corpus_speakers'], size['corpus_utterances'],
                              frames=(200, 800), sound_hp=hp.Sound)
-        Pattern_Store.pack(hp.Train.Train_Pattern.Path, log=lambda message: None)
+        pattern_store.pack(hp.Train.Train_Pattern.Path, log=lambda message: None)
         audio = numpy_corpus(os.path.join(folder, 'audio'), size['audio_files'])
         print(f'synthetic data written in {time.perf_counter() - started:.0f} s', flush=True)
         rows = training_rows(hp, size, folder, device)
@@ -165,7 +164,7 @@ def main(argv=None) -> int:
         lines += [f'  {what:44s} {rate:8.2f} {unit}' for what, rate, unit in ceiling_rows(hp, size, folder, device)]
         rate = inference_rate(hp, audio, device, 0 if args.quick else None)
         lines.append(f'inference: {rate:.1f} utterances/s ({len(audio)} files of 2-6 s at 16 kHz, multi-slice, '
-                     f'Embedding.SpeakerEncoder.embed_files, float32)')
+                     f'embedding.SpeakerEncoder.embed_files, float32)')
     lines.append(f'command: bash benchmarks/gpu_check.sh --device {args.device}' + (' --quick' if args.quick else ''))
     report = '\n'.join(lines)
     print('\n' + report)

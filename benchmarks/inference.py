@@ -23,7 +23,7 @@ user + system) is printed too: it depends less than the rate on what else the ma
 
 --sizes N1 N2 times whole processes instead, in steady state (benchmarks/steady_state.py): this
 project as `python Inference.py -c CKPT -i LIST -o OUT --no-plot` with its defaults
-(Cpu_Defaults.py: workers and threads from the cores and the precision; `--precision bfloat16`
+(cpu_defaults.py: workers and threads from the cores and the precision; `--precision bfloat16`
 for the bfloat16 row), Resemblyzer as a process that loads its VoiceEncoder and embeds every file
 (preprocess_wav, embed_utterance) into one .npy, at its best thread count (the fastest of
 --threads on the --sweep-files files, timed as above). Each runs on the first N1 and the first N2
@@ -138,7 +138,7 @@ def cpu_seconds() -> float:
 def time_project(paths: list, threads: int, workers: int, precision: str, checkpoint: str) -> dict:
     import torch
     torch.set_num_threads(threads)
-    from Embedding import load_encoder
+    from ge2e_speaker.embedding import load_encoder
     encoder = load_encoder(checkpoint, os.path.join(ROOT, 'Hyper_Parameter.yaml'), device='cpu', workers=workers,
                            precision=precision)
     encoder.embed_files(paths[:WARM_UP_FILES])
@@ -220,11 +220,11 @@ def steady_state(args, paths: list, kind: str, temporary: str, checkpoint: str) 
     reference = f'Resemblyzer ({threads} thread(s))'
     if not args.skip_resemblyzer:
         systems[reference] = resemblyzer
-    from Cpu_Defaults import choose
+    from ge2e_speaker.cpu_defaults import choose
     defaults = {precision: choose(precision == 'bfloat16') for precision in args.precisions}
     print(f'{len(paths[:large])} utterances of {kind} ({sum(file_rate(n) == 48000 for n in range(large))} at 48 kHz, the rest at '
           f'16 kHz); whole processes on the first {small} and all {large}; CPU: {cpu_description()}')
-    print('Inference.py defaults (Cpu_Defaults.py): ' + '; '.join(
+    print('Inference.py defaults (cpu_defaults.py): ' + '; '.join(
         f'{precision}: {d.inference_threads} torch thread(s), {d.inference_workers} decoding worker(s)' for precision, d in defaults.items()))
     print(f'Rounds (whole-run seconds on {small} / {large} files -> steady-state utterances/s):')
     rates, cpu_ms = run_rounds(systems, [small, large], args.rounds, reference if not args.skip_resemblyzer else next(iter(systems)),
@@ -291,8 +291,8 @@ def main():
         checkpoint = args.checkpoint
         if checkpoint is None:
             import torch
-            from Hyper_Parameters import load_hyper_parameters
-            from Modules import Encoder
+            from ge2e_speaker.hyper_parameters import load_hyper_parameters
+            from ge2e_speaker.modules import Encoder
             torch.manual_seed(0)
             checkpoint = os.path.join(temporary, 'S_0.pkl')
             model = Encoder.from_hyper_parameters(load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml')))

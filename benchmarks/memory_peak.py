@@ -1,4 +1,4 @@
-"""Peak memory of one pattern worker on a long recording (Audio.mel_from_file in a fresh process).
+"""Peak memory of one pattern worker on a long recording (audio.mel_from_file in a fresh process).
 
     python benchmarks/memory_peak.py [--minutes 10] [--rate 48000]
 

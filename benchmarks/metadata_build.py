@@ -3,7 +3,7 @@
     python benchmarks/metadata_build.py [--entries 1000000]
 
 Writes that many empty pattern files and their records (as Pattern_Generate.py's workers do) to
-a temporary pattern root, then times Patterns.build_metadata, which lists the folder and reads
+a temporary pattern root, then times patterns.build_metadata, which lists the folder and reads
 the records without opening a single pattern.
 """
 import argparse
@@ -16,8 +16,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import Patterns  # noqa: E402
-from Hyper_Parameters import load_hyper_parameters  # noqa: E402
+from ge2e_speaker import patterns  # noqa: E402
+from ge2e_speaker.hyper_parameters import load_hyper_parameters  # noqa: E402
 
 
 def main() -> None:
@@ -28,11 +28,11 @@ def main() -> None:
     root = tempfile.mkdtemp(prefix='metadata_bench_')
     try:
         os.makedirs(f'{root}/VC2')
-        os.makedirs(f'{root}/{Patterns.RECORDS_FOLDER}')
-        records = [open(f'{root}/{Patterns.RECORDS_FOLDER}/worker-{index}.tsv', 'w') for index in range(args.writers)]
+        os.makedirs(f'{root}/{patterns.RECORDS_FOLDER}')
+        records = [open(f'{root}/{patterns.RECORDS_FOLDER}/worker-{index}.tsv', 'w') for index in range(args.writers)]
         for index in range(args.entries):
             speaker = f'ID{index % 6000:05d}'
-            file = f'VC2/{Patterns.pattern_name("VC2", speaker, f"{index:08d}", "video")}'
+            file = f'VC2/{patterns.pattern_name("VC2", speaker, f"{index:08d}", "video")}'
             open(f'{root}/{file}', 'wb').close()
             written = os.stat(f'{root}/{file}')
             records[index % args.writers].write(
@@ -41,7 +41,7 @@ def main() -> None:
             stream.close()
         sound = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml')).Sound
         started = time.perf_counter()
-        metadata = Patterns.build_metadata(root, sound)
+        metadata = patterns.build_metadata(root, sound)
         seconds = time.perf_counter() - started
         assert len(metadata['File_List']) == args.entries
         print(f'metadata build of {args.entries:,} patterns ({len(metadata["File_List_by_Speaker_Dict"])} speakers) '

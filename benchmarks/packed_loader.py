@@ -1,10 +1,10 @@
-"""The training loader reading pattern pickles vs the packed store (Pattern_Store.py), side by side.
+"""The training loader reading pattern pickles vs the packed store (pattern_store.py), side by side.
 
     python benchmarks/packed_loader.py [--speakers 96] [--utterances 16] [--batches 12] [--rounds 2]
     python benchmarks/packed_loader.py --million 1000000      # the index of a million-pattern store
 
 Writes synthetic patterns of 200-800 frames (fixtures.patterns.write_pattern_corpus) to a temporary
-folder and packs them, then runs Train.py's training batches alone (Batches.training_batches: 64 x 15
+folder and packs them, then runs Train.py's training batches alone (batches.training_batches: 64 x 15
 batches, Train.Frame_Length crops, no model) on each source in alternating child processes, with
 the same --workers: DataLoader worker processes for the pickles, assembling threads for the store:
 
@@ -33,10 +33,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import Atomic_Files  # noqa: E402
-import Pattern_Store  # noqa: E402
-import Patterns  # noqa: E402
-from Hyper_Parameters import load_hyper_parameters  # noqa: E402
+from ge2e_speaker import atomic_files, pattern_store, patterns  # noqa: E402
+from ge2e_speaker.hyper_parameters import load_hyper_parameters  # noqa: E402
 
 
 def cpu_name() -> str:
@@ -69,24 +67,23 @@ def load_into_cache(paths) -> None:
 def child(args) -> None:
     """One loader run: prints {'utterances_per_second', 'seconds', 'batches'} as JSON."""
     import torch
-    import Batches
-    import Datasets
+    from ge2e_speaker import batches, datasets
     hp = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml'))
     hp.Train.Train_Pattern.Path = args.corpus
     torch.manual_seed(0)
-    dataset = Datasets.load_speaker_dataset(hp.Train.Train_Pattern, hp.Sound, args.per_speaker, False,
+    dataset = datasets.load_speaker_dataset(hp.Train.Train_Pattern, hp.Sound, args.per_speaker, False,
                                             use_store=args.source == 'store')
     assert (dataset.store is not None) == (args.source == 'store')
-    loader = Batches.training_batches(dataset, args.batch_speakers, hp.Train.Frame_Length.Min, hp.Train.Frame_Length.Max,
+    loader = batches.training_batches(dataset, args.batch_speakers, hp.Train.Frame_Length.Min, hp.Train.Frame_Length.Max,
                                       args.workers, torch.device('cpu'))
-    batches = (batch for _ in iter(int, 1) for batch in loader)             # epoch after epoch
+    stream = (batch for _ in iter(int, 1) for batch in loader)              # epoch after epoch
     for _ in range(args.warmup):
-        next(batches)
+        next(stream)
     started = time.perf_counter()
     for _ in range(args.batches):
-        next(batches)
+        next(stream)
     seconds = time.perf_counter() - started
-    del batches, loader
+    del stream, loader
     print(json.dumps({'batches_per_second': args.batches / seconds,
                       'utterances_per_second': args.batches * args.batch_speakers * args.per_speaker / seconds,
                       'seconds': seconds}))
@@ -111,10 +108,10 @@ def loader_comparison(args, folder: str) -> None:
     print(f'corpus: {args.speakers} speakers x {args.utterances} patterns of 200-800 frames '
           f'({time.perf_counter() - started:.1f} s to write)', flush=True)
     started = time.perf_counter()
-    Pattern_Store.pack(corpus, log=lambda message: None)
+    pattern_store.pack(corpus, log=lambda message: None)
     packing = time.perf_counter() - started
     pickles = [os.path.join(corpus, file) for file in metadata['File_List']]
-    store_files = [os.path.join(Pattern_Store.store_folder(corpus), name) for name in os.listdir(Pattern_Store.store_folder(corpus))]
+    store_files = [os.path.join(pattern_store.store_folder(corpus), name) for name in os.listdir(pattern_store.store_folder(corpus))]
     pickle_bytes = sum(os.path.getsize(path) for path in pickles)
     print(f'pack: {len(pickles)} patterns ({pickle_bytes / 2 ** 20:.0f} MiB of pickles) in {packing:.1f} s '
           f'({len(pickles) / packing:.0f} patterns/s, {pickle_bytes / 2 ** 20 / packing:.0f} MiB/s)', flush=True)
@@ -150,45 +147,45 @@ def loader_comparison(args, folder: str) -> None:
 
 def million(args, folder: str) -> None:
     """An N-pattern store whose part is sparse: index and metadata real, mels zero."""
-    root, patterns, frames = os.path.join(folder, 'million'), args.million, 500
+    root, count, frames = os.path.join(folder, 'million'), args.million, 500
     os.makedirs(os.path.join(root, 'SYN'))
     per_speaker = 100
-    keys = [f'SYN/{Patterns.pattern_name("SYN", f"S{index // per_speaker:06d}", f"{index % per_speaker:04d}")}'
-            for index in range(patterns)]
+    keys = [f'SYN/{patterns.pattern_name("SYN", f"S{index // per_speaker:06d}", f"{index % per_speaker:04d}")}'
+            for index in range(count)]
     hp = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml'))
-    metadata = {key: getattr(hp.Sound, key) for key in Patterns.SOUND_KEYS}
+    metadata = {key: getattr(hp.Sound, key) for key in patterns.SOUND_KEYS}
     metadata.update({'File_List': keys, 'Mel_Length_Dict': dict.fromkeys(keys, frames),
                      'Dataset_Dict': dict.fromkeys(keys, 'SYN'),
                      'Speaker_Dict': {key: key.split('.')[1] for key in keys},
                      'File_List_by_Speaker_Dict': {('SYN', f'S{speaker:06d}'): keys[speaker * per_speaker:(speaker + 1) * per_speaker]
-                                                   for speaker in range(patterns // per_speaker)}})
-    Atomic_Files.write_atomically(os.path.join(root, 'METADATA.PICKLE'), pickle.dumps(metadata, protocol=Patterns.PICKLE_PROTOCOL))
+                                                   for speaker in range(count // per_speaker)}})
+    atomic_files.write_atomically(os.path.join(root, 'METADATA.PICKLE'), pickle.dumps(metadata, protocol=patterns.PICKLE_PROTOCOL))
     del metadata
-    store = Pattern_Store.store_folder(root)
+    store = pattern_store.store_folder(root)
     os.makedirs(store)
     with open(os.path.join(store, 'g0-all0.mels'), 'wb') as stream:
-        stream.truncate(patterns * frames * hp.Sound.Mel_Dim * 4)
+        stream.truncate(count * frames * hp.Sound.Mel_Dim * 4)
     started = time.perf_counter()
     with open(os.path.join(store, 'g0-all0.rows'), 'w', encoding='utf-8') as stream:
         stream.writelines(f'{key}\t{frames}\t0\t0\n' for key in keys)
     live = {key: ('g0-all0', index * frames, frames) for index, key in enumerate(keys)}
-    Pattern_Store.commit(store, 0, live, ['g0-all0'], hp.Sound.Mel_Dim, 'METADATA.PICKLE',
-                         Pattern_Store.file_digest(os.path.join(root, 'METADATA.PICKLE')),
-                         Pattern_Store.folder_mtimes(root, ['SYN']), log=lambda message: None)
+    pattern_store.commit(store, 0, live, ['g0-all0'], hp.Sound.Mel_Dim, 'METADATA.PICKLE',
+                         pattern_store.file_digest(os.path.join(root, 'METADATA.PICKLE')),
+                         pattern_store.folder_mtimes(root, ['SYN']), log=lambda message: None)
     commit = time.perf_counter() - started
     del live, keys
     index_bytes = os.path.getsize(os.path.join(store, 'index-0.npz'))
-    print(f'{patterns} patterns of {frames} frames: rows + index + manifest written in {commit:.1f} s; index '
-          f'{index_bytes / 2 ** 20:.0f} MiB; part {patterns * frames * hp.Sound.Mel_Dim * 4 / 2 ** 30:.0f} GiB (sparse here)')
+    print(f'{count} patterns of {frames} frames: rows + index + manifest written in {commit:.1f} s; index '
+          f'{index_bytes / 2 ** 20:.0f} MiB; part {count * frames * hp.Sound.Mel_Dim * 4 / 2 ** 30:.0f} GiB (sparse here)')
     args.corpus = root
-    code = ('import json, resource, sys, time, torch; sys.path.insert(0, sys.argv[1]); import Datasets, Pattern_Store; '
-            'from Hyper_Parameters import load_hyper_parameters; hp = load_hyper_parameters(sys.argv[1] + "/Hyper_Parameter.yaml"); '
+    code = ('import json, resource, sys, time, torch; sys.path.insert(0, sys.argv[1]); from ge2e_speaker import datasets; '
+            'from ge2e_speaker.hyper_parameters import load_hyper_parameters; hp = load_hyper_parameters(sys.argv[1] + "/Hyper_Parameter.yaml"); '
             'hp.Train.Train_Pattern.Path = sys.argv[2]; started = time.perf_counter(); '
-            'dataset = Datasets.load_speaker_dataset(hp.Train.Train_Pattern, hp.Sound, 15, False, use_store=True); '
+            'dataset = datasets.load_speaker_dataset(hp.Train.Train_Pattern, hp.Sound, 15, False, use_store=True); '
             'assert dataset.store is not None; opened = time.perf_counter() - started; '
             'rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; '
-            'import Batches; loader = Batches.training_batches(dataset, 64, 140, 180, 2, torch.device("cpu")); '
-            'batches = iter(loader); [next(batches) for _ in range(20)]; del batches, loader; '
+            'from ge2e_speaker import batches; loader = batches.training_batches(dataset, 64, 140, 180, 2, torch.device("cpu")); '
+            'stream = iter(loader); [next(stream) for _ in range(20)]; del stream, loader; '
             'print(json.dumps({"open_s": opened, "rss_after_open_mib": rss / 1024, '
             '"peak_main_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))')
     result = json.loads(subprocess.run([sys.executable, '-c', code, ROOT, root], check=True, capture_output=True,
@@ -196,7 +193,7 @@ def million(args, folder: str) -> None:
     print(f'loader over it (metadata + store index + dataset, 2 threads, 20 batches of 64 x 15): opened in '
           f'{result["open_s"]:.1f} s; peak RSS main {result["peak_main_mib"]:.0f} MiB (after opening '
           f'{result["rss_after_open_mib"]:.0f} MiB; no worker processes)')
-    print(f'CPU: {cpu_name()}; command: python benchmarks/packed_loader.py --million {patterns}')
+    print(f'CPU: {cpu_name()}; command: python benchmarks/packed_loader.py --million {count}')
 
 
 def main() -> None:

@@ -124,7 +124,7 @@ def main() -> None:
         seed_equivalent(*args.seed_equivalent, threads=args.workers)
         return
 
-    from Hyper_Parameters import load_hyper_parameters
+    from ge2e_speaker.hyper_parameters import load_hyper_parameters
     from fixtures.settings import save_hyper_parameters
     work = tempfile.mkdtemp(prefix='pattern_bench_')
     corpus = args.keep or f'{work}/corpus'

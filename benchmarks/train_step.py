@@ -9,7 +9,7 @@ temporary folder, then runs, in alternating child processes on the same corpus a
         one file per utterance and crops with numpy's global RNG; a batch-first LSTM encoder;
         the GE2E loss built from [N * M, N, D] expanded copies, inclusive centroid, w and b
         fixed; RAdam; clipping; the running loss kept as a tensor with its graph.
-  ours  Train.Trainer: Datasets' loader and Trainer.train_step, as Train.py runs them, in
+  ours  train.Trainer: Datasets' loader and Trainer.train_step, as Train.py runs them, in
         float32 (the default), and again with Train.Mixed_Precision (bfloat16 autocast on a CPU
         with native bfloat16, float16 on CUDA).
 
@@ -37,8 +37,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import Patterns  # noqa: E402
-from Hyper_Parameters import load_hyper_parameters  # noqa: E402
+from ge2e_speaker import patterns  # noqa: E402
+from ge2e_speaker.hyper_parameters import load_hyper_parameters  # noqa: E402
 from fixtures.patterns import write_pattern_corpus  # noqa: E402
 
 
@@ -49,7 +49,7 @@ class SeedDataset:
     plain pickle.load of one file per utterance (the seed joined Path/<Dataset>/<file>)."""
 
     def __init__(self, root: str, utterances: int):
-        metadata = Patterns.load_pickle(os.path.join(root, 'METADATA.PICKLE'))
+        metadata = patterns.load_pickle(os.path.join(root, 'METADATA.PICKLE'))
         self.root, self.utterances = root, utterances
         self.by_speaker = {key: files for key, files in metadata['File_List_by_Speaker_Dict'].items()
                            if len(files) >= utterances}
@@ -162,14 +162,14 @@ def seed_child(args, hp) -> dict:
 
 
 def ours_child(args, hp) -> dict:
-    import Train
+    from ge2e_speaker import train
     hp.Train.Batch.Train.Speaker, hp.Train.Batch.Train.Pattern_per_Speaker = args.speakers, args.utterances
     hp.Train.Train_Pattern.Path = args.corpus
     hp.Train.Eval_Pattern.Path = os.path.join(args.output, 'no-evaluation')
     hp.Checkpoint_Path, hp.Log_Path = os.path.join(args.output, 'checkpoints'), os.path.join(args.output, 'log')
     hp.Device = args.device
     hp.Train.Mixed_Precision = args.variant == 'mixed'
-    trainer = Train.Trainer(hp, log=lambda message: None)
+    trainer = train.Trainer(hp, log=lambda message: None)
     result = timed_steps(args, lambda: iter(trainer.train_loader),
                          lambda batch, step=trainer.train_step: step(getattr(batch, 'mels', batch)),   # store: a tensor
                          trainer.device)
@@ -208,8 +208,8 @@ def timed_steps(args, new_epoch, step, device) -> dict:
 def child(args) -> None:
     import torch
     if args.variant != 'seed':
-        import Runtime
-        Runtime.configure_cpu_arithmetic()      # as Train.py does, before any parallel work
+        from ge2e_speaker import runtime
+        runtime.configure_cpu_arithmetic()      # as Train.py does, before any parallel work
     if args.threads:
         torch.set_num_threads(args.threads)
     hp = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml'))

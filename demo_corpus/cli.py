@@ -29,8 +29,8 @@ import time
 
 from tqdm import tqdm
 
-import Hyper_Parameters
-from Atomic_Files import remove_temporaries, write_atomically
+from ge2e_speaker import hyper_parameters
+from ge2e_speaker.atomic_files import remove_temporaries, write_atomically
 from demo_corpus import speech_synth
 from demo_corpus.planning import VC1_RATE, VCTK_RATE, build_speakers, vc1_utterances, vctk_utterances
 from demo_corpus.rendering import make_file
@@ -97,7 +97,7 @@ def build(arguments: argparse.Namespace) -> None:
     """The whole corpus for parsed command-line arguments; prints where everything went."""
     started = time.time()
     root = arguments.output
-    sound_hp = Hyper_Parameters.load_hyper_parameters(arguments.hyper_parameters).Sound
+    sound_hp = hyper_parameters.load_hyper_parameters(arguments.hyper_parameters).Sound
     accents = arguments.accents.split(',') if arguments.accents else english_accents()
     variants = ([('' if name == NO_VARIANT else name) for name in arguments.variants.split(',')] if arguments.variants
                 else [''] + list(speech_synth.variants()))

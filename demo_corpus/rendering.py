@@ -8,7 +8,7 @@ import soundfile
 import soxr
 from scipy.signal import lfilter
 
-from Atomic_Files import write_atomically
+from ge2e_speaker.atomic_files import write_atomically
 from demo_corpus import speech_synth
 from demo_corpus.planning import Utterance
 

@@ -1,12 +1,12 @@
 """The demo corpus's voices: eSpeak NG's English accents and voice variants, checked by ear in
-numbers (the mean log-mel of probe sentences, Audio.py's recipe): near copies are dropped, similar
+numbers (the mean log-mel of probe sentences, audio.py's recipe): near copies are dropped, similar
 variants grouped into families; and the --check of a written corpus for near-duplicate speakers."""
 import os
 
 import numpy as np
 from scipy.cluster.hierarchy import fcluster, linkage
 
-import Audio
+from ge2e_speaker import audio
 from demo_corpus import speech_synth
 
 PROBE_SENTENCES = (
@@ -56,8 +56,8 @@ def probe_variant(variant: str, sound_hp) -> tuple:
         if np.sqrt(np.mean(samples ** 2)) < 1e-3:
             return variant, None
         try:
-            mels.append(Audio.mel_from_signal(Audio.resample(samples, rate, sound_hp.Sample_Rate), sound_hp, 15))
-        except Audio.AudioRejected:
+            mels.append(audio.mel_from_signal(audio.resample(samples, rate, sound_hp.Sample_Rate), sound_hp, 15))
+        except audio.AudioRejected:
             return variant, None
     return variant, np.concatenate(mels).mean(axis=0)
 
@@ -101,7 +101,7 @@ def survey_voices(variants: list, sound_hp, pool) -> tuple:
 
 
 def speaker_mel_means(root: str, utterances: list, sound_hp, pool) -> dict:
-    """speaker name -> [utterances, Mel_Dim] mean log-mels of its written files (Audio.mel_from_file, top_db 15)."""
+    """speaker name -> [utterances, Mel_Dim] mean log-mels of its written files (audio.mel_from_file, top_db 15)."""
     jobs = [(os.path.join(root, utterance.path), sound_hp) for utterance in utterances]
     means = {}
     for utterance, mean_mel in zip(utterances, pool.imap(_mean_mel, jobs, chunksize=8)):
@@ -111,7 +111,7 @@ def speaker_mel_means(root: str, utterances: list, sound_hp, pool) -> dict:
 
 def _mean_mel(job: tuple) -> np.ndarray:
     path, sound_hp = job
-    return Audio.mel_from_file(path, sound_hp, 15).mean(axis=0)
+    return audio.mel_from_file(path, sound_hp, 15).mean(axis=0)
 
 
 def near_duplicates(mel_means: dict, distance: float = DUPLICATE_DISTANCE) -> tuple:

@@ -11,7 +11,9 @@ Stages, each resumable (a rerun skips what is done):
   patterns  Pattern_Generate.py -folder/-kaldi (training) and -foldert/-kaldit (held out)
   train     Train.py --init <the synthetic example checkpoint>, or -s <last> when checkpoints exist
   evaluate  EER over all pairs of held-out files, t-SNE (--step N, default last; --resemblyzer: beside it)
-  export    the slim checkpoint, its settings and figure into Example_Results/ (--step N)
+  export    the slim checkpoint and its settings into the package's example encoder
+            (ge2e_speaker/example_encoder/, which Example_Results/Checkpoint links to), its
+            figure into Example_Results/Figures/ (--step N)
 
 Held-out speakers are drawn per source with a fixed seed and never trained on. speechocean762's
 test half, LibriSpeech/LibriTTS, RAVDESS, EmoDB and the Free Spoken Digit Dataset are not used.
@@ -34,12 +36,13 @@ from tqdm import tqdm
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-import Audio  # noqa: E402
-from Atomic_Files import write_atomically  # noqa: E402
-from Checkpoints import (HYPER_PARAMETER_KEY, hyper_parameters_of, list_checkpoints, load_checkpoint,  # noqa: E402
-                         save_checkpoint, save_hyper_parameters_beside)
-from Hyper_Parameters import load_hyper_parameters, to_dict  # noqa: E402
-from Metrics import equal_error_rate  # noqa: E402
+from ge2e_speaker import audio  # noqa: E402
+from ge2e_speaker.atomic_files import write_atomically  # noqa: E402
+from ge2e_speaker.checkpoints import (HYPER_PARAMETER_KEY, hyper_parameters_of, list_checkpoints, load_checkpoint,  # noqa: E402
+                                      save_checkpoint, save_hyper_parameters_beside)
+from ge2e_speaker.embedding import EXAMPLE_CHECKPOINT  # noqa: E402
+from ge2e_speaker.hyper_parameters import load_hyper_parameters, to_dict  # noqa: E402
+from ge2e_speaker.metrics import equal_error_rate  # noqa: E402
 
 HYPER_PARAMETERS = 'recipes/real_voices.yaml'
 INIT_CHECKPOINT = 'Example_Results/Real_Voices_v1/S_1500.pkl'   # round 1's encoder
@@ -175,7 +178,7 @@ def joined_clip(paths: list) -> np.ndarray:
     gap = np.zeros(int(JOIN_GAP_SECONDS * SAMPLE_RATE), dtype=np.float32)
     pieces = []
     for path in paths:
-        samples = Audio.load_audio(path, SAMPLE_RATE)
+        samples = audio.load_audio(path, SAMPLE_RATE)
         trimmed, _ = librosa.effects.trim(samples, top_db=JOIN_TOP_DB)
         pieces += [trimmed, gap]
     return np.concatenate(pieces[:-1])
@@ -386,12 +389,12 @@ def print_source_eers(scores_file: str) -> None:
 
 
 def export(step: int) -> None:
-    """The checkpoint's encoder, w, b and settings (no optimiser state) into
-    Example_Results/Checkpoint/, with the Hyper_Parameter.yaml beside it and the held-out t-SNE."""
+    """The checkpoint's encoder, w, b and settings (no optimiser state) into the package's example
+    encoder folder, with the Hyper_Parameter.yaml beside it, and the held-out t-SNE."""
     run_folder = os.path.join(ROOT, checkpoint_folder())
     state = load_checkpoint(os.path.join(run_folder, f'S_{step}.pkl'))
     settings, _ = hyper_parameters_of(os.path.join(run_folder, f'S_{step}.pkl'), state)
-    target = os.path.join(ROOT, 'Example_Results', 'Checkpoint')
+    target = os.path.dirname(EXAMPLE_CHECKPOINT)
     for name in os.listdir(target) if os.path.isdir(target) else []:
         os.remove(os.path.join(target, name))
     save_checkpoint({'Model': state['Model'], 'Steps': state['Steps'], 'Loss': state['Loss'],
@@ -403,6 +406,9 @@ def export(step: int) -> None:
                     os.path.join(figures, f'S{step}_real_held_out_tsne.png'))
     print(f'{target}/S_{step}.pkl ({os.path.getsize(os.path.join(target, f"S_{step}.pkl")) / 1e6:.1f} MB), '
           f'its Hyper_Parameter.yaml and {figures}/S{step}_real_held_out_tsne.png written')
+    if os.path.basename(EXAMPLE_CHECKPOINT) != f'S_{step}.pkl':
+        print(f'load_encoder() ships {os.path.basename(EXAMPLE_CHECKPOINT)}: set EXAMPLE_CHECKPOINT in '
+              f'ge2e_speaker/embedding.py to S_{step}.pkl')
 
 
 def main() -> None:

@@ -6,12 +6,11 @@ import pytest
 import torch
 import yaml
 
-import Augmentation
-import Audio
-import Patterns
-from Augmentation import BatchAugmenter
 from fixtures import corpora
-from Hyper_Parameters import HyperParameterError, load_hyper_parameters
+from ge2e_speaker import audio, augmentation
+from ge2e_speaker.augmentation import BatchAugmenter
+from ge2e_speaker.hyper_parameters import HyperParameterError, load_hyper_parameters
+from ge2e_speaker.patterns import load_pickle
 from test_pattern_generate import assert_consistent, hp_file, run  # noqa: F401 (fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -25,7 +24,7 @@ def steady_voice(speaker: int, seconds: float = 2.0) -> np.ndarray:
 def test_speed_perturbation_scales_the_duration_by_one_over_the_factor():
     samples = steady_voice(0)
     for factor in (0.9, 1.1):
-        perturbed = Augmentation.speed_perturb(samples, factor, 16000)
+        perturbed = augmentation.speed_perturb(samples, factor, 16000)
         assert abs(perturbed.size - samples.size / factor) <= 1
         # pitch and tempo together: the fundamental moves by the factor
         spectrum = np.abs(np.fft.rfft(samples)), np.abs(np.fft.rfft(perturbed))
@@ -42,7 +41,7 @@ def test_speed_factors_are_new_speakers_of_the_same_tag_and_never_of_the_evaluat
     assert sorted(train['File_List_by_Speaker_Dict']) == [
         ('mine', speaker) for speaker in ('ANNA0', 'ANNA0-SP090', 'ANNA0-SP110', 'ANNA1', 'ANNA1-SP090', 'ANNA1-SP110')]
     assert 'mine/mine.ANNA0-SP090.a.PICKLE' in train['File_List']   # the seed's <Dataset>.<Speaker>.<stem>.PICKLE
-    pattern = Patterns.load_pickle(os.path.join(hp.Train.Train_Pattern.Path, 'mine/mine.ANNA0-SP110.a.PICKLE'))
+    pattern = load_pickle(os.path.join(hp.Train.Train_Pattern.Path, 'mine/mine.ANNA0-SP110.a.PICKLE'))
     assert pattern['Speaker'] == 'ANNA0-SP110' and pattern['Dataset'] == 'mine'
     frames = {speaker: train['Mel_Length_Dict'][files[0]] for (_, speaker), files in train['File_List_by_Speaker_Dict'].items()}
     assert frames['ANNA0-SP090'] / frames['ANNA0'] == pytest.approx(1 / 0.9, rel=0.03)
@@ -52,7 +51,7 @@ def test_speed_factors_are_new_speakers_of_the_same_tag_and_never_of_the_evaluat
 
 
 def test_speed_comes_from_the_settings_and_bad_factors_are_refused(tmp_path, hp_file, capsys):
-    import Pattern_Generate
+    from ge2e_speaker import pattern_generate
     settings = yaml.safe_load(open(hp_file))
     settings['Augmentation'] = {'Speed': [0.95]}
     with open(hp_file, 'w') as stream:
@@ -61,7 +60,7 @@ def test_speed_comes_from_the_settings_and_bad_factors_are_refused(tmp_path, hp_
     hp = run(hp_file, '-folder', f'{tmp_path}/mine')
     assert ('mine', 'ANNA-SP095') in assert_consistent(hp.Train.Train_Pattern.Path)['File_List_by_Speaker_Dict']
     with pytest.raises(SystemExit) as stop:
-        Pattern_Generate.main(['-hp', hp_file, '-folder', f'{tmp_path}/mine', '--speed', '0.9,3'])
+        pattern_generate.main(['-hp', hp_file, '-folder', f'{tmp_path}/mine', '--speed', '0.9,3'])
     assert stop.value.code == 2 and '--speed takes factors between 0.5 and 2' in capsys.readouterr().err
     settings['Augmentation'] = {'Speed': [0.9, 'fast']}
     with open(hp_file, 'w') as stream:
@@ -85,7 +84,7 @@ def speech_patterns(speakers: int = 4, per_speaker: int = 2, frames: int = 150) 
     patterns = []
     for speaker in range(speakers):
         for take in range(per_speaker):
-            mel = Audio.mel_from_signal(corpora.voice(speaker, take, seconds=3.0), hp.Sound, 60)
+            mel = audio.mel_from_signal(corpora.voice(speaker, take, seconds=3.0), hp.Sound, 60)
             patterns.append(torch.from_numpy(mel[:frames].T.copy()))
     return torch.stack(patterns)
 
@@ -101,8 +100,8 @@ def test_added_noise_reaches_the_asked_snr(snr):
     patterns = speech_patterns()
     augmenter = BatchAugmenter(hp.Augmentation, hp.Sound, 2, torch.device('cpu'))
     noisy = augmenter(patterns, step=3)
-    clean_power = Augmentation.pattern_to_power(patterns, hp.Sound.Max_Abs_Mel)
-    added = Augmentation.pattern_to_power(noisy, hp.Sound.Max_Abs_Mel) - clean_power
+    clean_power = augmentation.pattern_to_power(patterns, hp.Sound.Max_Abs_Mel)
+    added = augmentation.pattern_to_power(noisy, hp.Sound.Max_Abs_Mel) - clean_power
     measured = 10 * torch.log10(clean_power.mean(dim=(1, 2)) / added.mean(dim=(1, 2)))
     assert torch.all((measured - snr).abs() < 0.5), measured
 
@@ -111,10 +110,10 @@ def test_babble_comes_from_other_speakers_at_the_asked_snr():
     hp = augmentation_settings(**{'Babble.Probability': 1.0, 'Babble.SNR': [10, 10], 'Babble.Speakers': [3, 3]})
     patterns = speech_patterns()
     augmenter = BatchAugmenter(hp.Augmentation, hp.Sound, 2, torch.device('cpu'))
-    power = Augmentation.pattern_to_power(patterns, hp.Sound.Max_Abs_Mel)
+    power = augmentation.pattern_to_power(patterns, hp.Sound.Max_Abs_Mel)
     babble = augmenter._babble(power, torch.Generator().manual_seed(0))
     assert not torch.equal(babble[0], 3 * power[0]) and torch.all(babble.mean(dim=(1, 2)) > 0)
-    added = Augmentation.pattern_to_power(augmenter(patterns, step=0), hp.Sound.Max_Abs_Mel) - power
+    added = augmentation.pattern_to_power(augmenter(patterns, step=0), hp.Sound.Max_Abs_Mel) - power
     measured = 10 * torch.log10(power.mean(dim=(1, 2)) / added.mean(dim=(1, 2)))
     assert torch.all((measured - 10).abs() < 0.5), measured
 
@@ -122,7 +121,7 @@ def test_babble_comes_from_other_speakers_at_the_asked_snr():
 def test_a_simulated_rooms_impulse_response_is_causal_and_decays():
     rng = np.random.default_rng(0)
     for _ in range(5):
-        response = Augmentation.room_impulse_response(rng, 16000, (0.3, 0.8))
+        response = augmentation.room_impulse_response(rng, 16000, (0.3, 0.8))
         energy = response.astype(np.float64) ** 2
         assert np.argmax(energy) == 0                 # it starts at the direct path: nothing comes before it
         windows = [energy[start:start + 800].sum() for start in range(0, energy.size - 800, 800)]   # 50 ms each
@@ -132,20 +131,20 @@ def test_a_simulated_rooms_impulse_response_is_causal_and_decays():
 
 def test_a_room_spreads_sound_over_later_frames_only():
     hp = augmentation_settings(**{'Reverb.Probability': 1.0, 'Reverb.Rooms': 4})
-    envelopes = Augmentation.room_envelopes(np.random.default_rng(1), hp.Sound, 4, (0.3, 0.6))
+    envelopes = augmentation.room_envelopes(np.random.default_rng(1), hp.Sound, 4, (0.3, 0.6))
     assert torch.allclose(envelopes.sum(dim=2), torch.ones(4, 80))
     click = torch.zeros(4, 80, 100)
     click[:, :, 40] = 1.0
-    heard = Augmentation.reverberate(click, envelopes)
+    heard = augmentation.reverberate(click, envelopes)
     assert torch.all(heard[:, :, :40] == 0) and torch.all(heard[:, :, 41:60].sum(dim=2) > 0)
     assert torch.allclose(heard.sum(dim=2), torch.ones(4, 80), atol=1e-5)
 
 
 def test_masks_have_the_asked_widths():
     generator = torch.Generator().manual_seed(0)
-    starts, widths = Augmentation.mask_spans(2, 10, 150, 500, generator)
+    starts, widths = augmentation.mask_spans(2, 10, 150, 500, generator)
     assert widths.min() == 0 and widths.max() == 10 and torch.all(starts + widths <= 150)
-    mask = Augmentation.span_mask(torch.tensor([[5, 50]]), torch.tensor([[3, 7]]), 100)
+    mask = augmentation.span_mask(torch.tensor([[5, 50]]), torch.tensor([[3, 7]]), 100)
     assert mask[0].nonzero().squeeze(1).tolist() == [5, 6, 7] + list(range(50, 57))
     hp = augmentation_settings(**{'Time_Mask.Count': 1, 'Time_Mask.Width': 12,
                                   'Frequency_Mask.Count': 1, 'Frequency_Mask.Width': 6})

@@ -1,4 +1,4 @@
-"""Batches.py: the packed store's training batches follow the rules, whatever the threads; the
+"""batches.py: the packed store's training batches follow the rules, whatever the threads; the
 trainer reads them, resumes them exactly, falls back to the pickles, and stops without hanging."""
 import os
 import shutil
@@ -11,13 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-import Batches
-import Checkpoints
-import Datasets
-import Pattern_Store
-import Slicing
-import Train
-from Patterns import load_metadata, load_pickle
+from ge2e_speaker import batches, checkpoints, datasets, pattern_store, slicing, train
+from ge2e_speaker.patterns import load_metadata, load_pickle
 from fixtures.patterns import write_pattern_corpus
 from fixtures.settings import save_hyper_parameters
 from test_train import run_script, tiny_hp
@@ -32,14 +27,14 @@ def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp('corpus')
     write_pattern_corpus(str(root / 'Train'), 12, 8, frames=(30, 120), noise=2.0, seed=0)
     write_pattern_corpus(str(root / 'Eval'), 6, 6, frames=(60, 120), noise=2.0, seed=1)
-    Pattern_Store.pack(str(root / 'Train'), **QUIET)
+    pattern_store.pack(str(root / 'Train'), **QUIET)
     return root
 
 
-def store_dataset(root, utterances=4) -> Datasets.SpeakerDataset:
-    store, reason = Pattern_Store.open_store(root)
+def store_dataset(root, utterances=4) -> datasets.SpeakerDataset:
+    store, reason = pattern_store.open_store(root)
     assert reason is None
-    return Datasets.SpeakerDataset(root, load_metadata(root, 'METADATA.PICKLE'), utterances, store=store)
+    return datasets.SpeakerDataset(root, load_metadata(root, 'METADATA.PICKLE'), utterances, store=store)
 
 
 def epochs(loader, count: int = 2) -> list:
@@ -52,8 +47,8 @@ def test_batches_follow_the_rules(corpus):
     root = str(corpus / 'Train')
     dataset = store_dataset(root)
     seed, speakers, low, high = 5, 3, 40, 60
-    batches = epochs(Batches.StoreBatches(dataset, speakers, low, high, threads=2, seed=seed))
-    assert len(batches) == 2 * 4
+    drawn = epochs(batches.StoreBatches(dataset, speakers, low, high, threads=2, seed=seed))
+    assert len(drawn) == 2 * 4
     padded = 0
     for epoch in range(2):
         order = np.random.default_rng([seed, epoch]).permutation(12)
@@ -63,12 +58,12 @@ def test_batches_follow_the_rules(corpus):
             mels = []
             for speaker in order[index * speakers:(index + 1) * speakers]:
                 files = dataset.starts[speaker] + generator.choice(8, size=4, replace=False)
-                mels += [load_pickle(os.path.join(root, Datasets.pattern_key(dataset.files[file].decode(), 'SYN')))['Mel']
+                mels += [load_pickle(os.path.join(root, datasets.pattern_key(dataset.files[file].decode(), 'SYN')))['Mel']
                          for file in files]
             offsets = generator.integers(0, np.maximum([len(mel) - length for mel in mels], 0) + 1)
-            expected = np.stack([Slicing.crop_or_pad(mel, length, offset) for mel, offset in zip(mels, offsets)])
+            expected = np.stack([slicing.crop_or_pad(mel, length, offset) for mel, offset in zip(mels, offsets)])
             padded += sum(len(mel) < length for mel in mels)
-            batch = batches[epoch * 4 + index]
+            batch = drawn[epoch * 4 + index]
             assert batch.shape == (speakers * 4, 80, length)                      # [speakers * utterances, mel_dim, frames]
             assert batch.permute(2, 0, 1).is_contiguous()                         # frame-major memory
             assert torch.equal(batch, torch.from_numpy(expected).transpose(1, 2))
@@ -77,10 +72,10 @@ def test_batches_follow_the_rules(corpus):
 
 def test_batches_do_not_depend_on_the_threads(corpus):
     dataset = store_dataset(str(corpus / 'Train'))
-    reference = epochs(Batches.StoreBatches(dataset, 3, 40, 60, threads=0))
+    reference = epochs(batches.StoreBatches(dataset, 3, 40, 60, threads=0))
     for threads in (1, 3):
         assert all(torch.equal(mine, theirs)
-                   for mine, theirs in zip(epochs(Batches.StoreBatches(dataset, 3, 40, 60, threads)), reference))
+                   for mine, theirs in zip(epochs(batches.StoreBatches(dataset, 3, 40, 60, threads)), reference))
 
 
 def test_ranks_share_the_speakers(corpus):
@@ -88,7 +83,7 @@ def test_ranks_share_the_speakers(corpus):
     shares = []
     for rank in range(2):
         sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=2, rank=rank, drop_last=True)
-        loader = Batches.StoreBatches(dataset, 3, 40, 60, threads=1, sampler=sampler)
+        loader = batches.StoreBatches(dataset, 3, 40, 60, threads=1, sampler=sampler)
         assert len(loader) == 2 and len(epochs(loader, 1)) == 2
         shares.append(set(loader._order(0).tolist()))
     assert not shares[0] & shares[1] and len(shares[0] | shares[1]) == 12
@@ -96,13 +91,13 @@ def test_ranks_share_the_speakers(corpus):
 
 def test_a_thread_error_reaches_the_trainer(corpus, monkeypatch):
     dataset = store_dataset(str(corpus / 'Train'))
-    monkeypatch.setattr(Batches, 'draw_batch', lambda *arguments: 1 / 0)
+    monkeypatch.setattr(batches, 'draw_batch', lambda *arguments: 1 / 0)
     with pytest.raises(ZeroDivisionError):
-        next(iter(Batches.StoreBatches(dataset, 3, 40, 60, threads=2)))
+        next(iter(batches.StoreBatches(dataset, 3, 40, 60, threads=2)))
 
 
 def test_dropping_the_batches_stops_the_threads(corpus):
-    loader = Batches.StoreBatches(store_dataset(str(corpus / 'Train')), 3, 40, 60, threads=2)
+    loader = batches.StoreBatches(store_dataset(str(corpus / 'Train')), 3, 40, 60, threads=2)
     next(iter(loader))
     threads = loader._pipeline.threads
     del loader
@@ -113,11 +108,11 @@ def test_dropping_the_batches_stops_the_threads(corpus):
 
 def test_the_trainer_reads_the_store_and_resumes_exactly(corpus, tmp_path):
     hp = tiny_hp(corpus, tmp_path, Max_Step=5, Num_Workers=2)
-    finished = Train.train(hp, **QUIET)
-    assert isinstance(finished.train_loader, Batches.StoreBatches) and finished.steps == 5
-    state = Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, 5))
+    finished = train.train(hp, **QUIET)
+    assert isinstance(finished.train_loader, batches.StoreBatches) and finished.steps == 5
+    state = checkpoints.load_checkpoint(checkpoints.checkpoint_file(hp.Checkpoint_Path, 5))
     assert state['Batches'] == {'epoch': 1, 'batch': 2} and state['Epochs'] == 1          # 3 batches an epoch
-    resumed = Train.Trainer(hp, resume_step=5, **QUIET)
+    resumed = train.Trainer(hp, resume_step=5, **QUIET)
     expected = next(iter(finished.train_loader)).clone()
     assert torch.equal(next(iter(resumed.train_loader)), expected)
     loss, _ = resumed.train_step(expected)
@@ -129,17 +124,17 @@ def test_a_stale_or_absent_store_falls_back_to_the_pickles(corpus, tmp_path):
     root = tmp_path / 'corpus'
     shutil.copytree(corpus, root)
     hp = tiny_hp(root, tmp_path)
-    trainer = Train.Trainer(hp, **QUIET)
-    assert isinstance(trainer.train_loader, Batches.StoreBatches)
+    trainer = train.Trainer(hp, **QUIET)
+    assert isinstance(trainer.train_loader, batches.StoreBatches)
     trainer.writer.close()
     os.remove(os.path.join(root, 'Train', load_metadata(str(root / 'Train'), 'METADATA.PICKLE')['File_List'][0]))
     messages = []
-    trainer = Train.Trainer(hp, log=messages.append)                  # the folder changed: the store is stale
+    trainer = train.Trainer(hp, log=messages.append)                  # the folder changed: the store is stale
     assert isinstance(trainer.train_loader, torch.utils.data.DataLoader)
     assert any('Reading the pattern pickles meanwhile' in message for message in messages)
     trainer.writer.close()
-    shutil.rmtree(Pattern_Store.store_folder(str(root / 'Train')))
-    trainer = Train.Trainer(hp, **QUIET)
+    shutil.rmtree(pattern_store.store_folder(str(root / 'Train')))
+    trainer = train.Trainer(hp, **QUIET)
     assert isinstance(trainer.train_loader, torch.utils.data.DataLoader)
     trainer.writer.close()
 
@@ -158,8 +153,8 @@ def test_sigint_stops_the_store_path_without_hanging(corpus, tmp_path):
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130 and 'Traceback' not in stderr, stderr
     assert 'reading its packed store' in stdout
-    steps = Checkpoints.list_checkpoints(hp.Checkpoint_Path)
-    assert len(steps) == 1 and 'Batches' in Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, steps[0]))
+    steps = checkpoints.list_checkpoints(hp.Checkpoint_Path)
+    assert len(steps) == 1 and 'Batches' in checkpoints.load_checkpoint(checkpoints.checkpoint_file(hp.Checkpoint_Path, steps[0]))
 
 
 def test_two_processes_read_the_store(corpus, tmp_path):
@@ -170,5 +165,5 @@ def test_two_processes_read_the_store(corpus, tmp_path):
                          'Train.py', '-hp', str(tmp_path / 'hp.yaml')], timeout=180)
     assert result.returncode == 0, result.stderr[-3000:]
     assert 'reading its packed store' in result.stdout and result.stdout.count('Finished training at step 4') == 1
-    state = Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, 4))
+    state = checkpoints.load_checkpoint(checkpoints.checkpoint_file(hp.Checkpoint_Path, 4))
     assert state['Batches'] == {'epoch': 1, 'batch': 2} and state['Epochs'] == 1          # 2 batches a rank and epoch

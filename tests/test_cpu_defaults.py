@@ -1,9 +1,8 @@
-"""Cpu_Defaults: the thread and worker counts Train.py and Inference.py take by default."""
+"""cpu_defaults: the thread and worker counts Train.py and Inference.py take by default."""
 import pytest
 
-import Cpu_Defaults
-import Runtime
-from Cpu_Defaults import CpuDefaults, choose, training
+from ge2e_speaker import cpu_defaults, runtime
+from ge2e_speaker.cpu_defaults import CpuDefaults, choose, training
 
 
 @pytest.mark.parametrize('bfloat16', [False, True])
@@ -36,8 +35,8 @@ def test_bfloat16_detection_reads_the_cpu_flags(tmp_path):
     for flags, expected in (('fpu avx2 fma', False), ('avx2 avx512f avx512_bf16', True), ('amx_bf16 amx_tile', True)):
         cpuinfo = tmp_path / 'cpuinfo'
         cpuinfo.write_text(f'processor\t: 0\nflags\t\t: {flags}\n')
-        assert Runtime.cpu_has_bfloat16(str(cpuinfo)) is expected
-    assert Runtime.cpu_has_bfloat16(str(tmp_path / 'absent')) is False
+        assert runtime.cpu_has_bfloat16(str(cpuinfo)) is expected
+    assert runtime.cpu_has_bfloat16(str(tmp_path / 'absent')) is False
 
 
 def test_user_threads_win(monkeypatch):
@@ -46,8 +45,8 @@ def test_user_threads_win(monkeypatch):
     try:
         monkeypatch.setenv('OMP_NUM_THREADS', '1')
         torch.set_num_threads(1)
-        assert Cpu_Defaults.set_threads(2) == 1
+        assert cpu_defaults.set_threads(2) == 1
         monkeypatch.delenv('OMP_NUM_THREADS')
-        assert Cpu_Defaults.set_threads(2) == 2
+        assert cpu_defaults.set_threads(2) == 2
     finally:
         torch.set_num_threads(before)

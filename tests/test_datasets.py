@@ -8,10 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-import Atomic_Files
-import Datasets
-import Patterns
-import Slicing
+from ge2e_speaker import atomic_files, datasets, patterns, slicing
 from fixtures.patterns import write_pattern_corpus
 
 
@@ -23,25 +20,25 @@ def corpus(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp('few'))
     write_pattern_corpus(folder, 2, 3, frames=(40, 120), seed=4)
     for name in os.listdir(f'{folder}/SYN'):       # rename the speakers so that they are new ones
-        pattern = Patterns.load_pickle(f'{folder}/SYN/{name}')
+        pattern = patterns.load_pickle(f'{folder}/SYN/{name}')
         speaker = 'FEW' + pattern['Speaker']
-        file = Patterns.pattern_name('SYN', speaker, name.split('.')[-2])
-        Atomic_Files.write_atomically(f'{root}/SYN/{file}', Patterns.pattern_bytes(pattern['Mel'], speaker, 'SYN'))
-    metadata = Patterns.build_metadata(root, SimpleNamespace(**Patterns.load_pickle(f'{root}/METADATA.PICKLE')),
+        file = patterns.pattern_name('SYN', speaker, name.split('.')[-2])
+        atomic_files.write_atomically(f'{root}/SYN/{file}', patterns.pattern_bytes(pattern['Mel'], speaker, 'SYN'))
+    metadata = patterns.build_metadata(root, SimpleNamespace(**patterns.load_pickle(f'{root}/METADATA.PICKLE')),
                                        log=lambda message: None)
     return root, metadata
 
 
 def test_one_item_is_one_speaker_without_replacement(corpus):
     root, metadata = corpus
-    dataset = Datasets.SpeakerDataset(root, metadata, utterances=5)
+    dataset = datasets.SpeakerDataset(root, metadata, utterances=5)
     assert len(dataset) == 8 and dataset.left_out == 2
     for index in range(len(dataset)):
         item_index, mels, _, problems = dataset[index]
         assert problems == []
         assert item_index == index and len(mels) == 5
         dataset_name, speaker = dataset.speakers[index]
-        own = [Patterns.load_pickle(f'{root}/{file}')['Mel']
+        own = [patterns.load_pickle(f'{root}/{file}')['Mel']
                for file in metadata['File_List_by_Speaker_Dict'][dataset_name, speaker]]
         matches = [next(i for i, other in enumerate(own) if other.shape == mel.shape and np.array_equal(other, mel))
                    for mel in mels]
@@ -52,7 +49,7 @@ def test_one_item_is_one_speaker_without_replacement(corpus):
 def test_file_names_are_compact(corpus):
     """No Python object per file: workers share the name arrays instead of copying them."""
     root, metadata = corpus
-    dataset = Datasets.SpeakerDataset(root, metadata, utterances=3)
+    dataset = datasets.SpeakerDataset(root, metadata, utterances=3)
     assert dataset.files.dtype.kind == 'S' and dataset.starts.dtype == np.int64
     assert len(dataset.files) == len(metadata['File_List'])
     assert not any(referrer is vars(dataset) for referrer in gc.get_referrers(metadata))
@@ -63,7 +60,7 @@ def test_seed_metadata_with_bare_file_names(corpus, tmp_path):
     root, metadata = corpus
     bare = {'File_List_by_Speaker_Dict': {key: [file.split('/', 1)[1] for file in files]
                                           for key, files in metadata['File_List_by_Speaker_Dict'].items()}}
-    dataset = Datasets.SpeakerDataset(root, bare, utterances=6)
+    dataset = datasets.SpeakerDataset(root, bare, utterances=6)
     assert all(mel.shape[1] == 80 for mel in dataset[0][1])
 
 
@@ -75,8 +72,8 @@ def test_pattern_cache(corpus, tmp_path):
     for file in speaker_files:
         (copy / file).write_bytes(open(f'{root}/{file}', 'rb').read())
     small = {'File_List_by_Speaker_Dict': {('SYN', 'S0000'): speaker_files}}
-    cached = Datasets.SpeakerDataset(str(copy), small, utterances=6, use_cache=True)
-    uncached = Datasets.SpeakerDataset(str(copy), small, utterances=6, use_cache=False)
+    cached = datasets.SpeakerDataset(str(copy), small, utterances=6, use_cache=True)
+    uncached = datasets.SpeakerDataset(str(copy), small, utterances=6, use_cache=False)
     cached[0], uncached[0]
     assert len(cached.cache) == 6 and not uncached.cache
     for file in speaker_files:
@@ -88,22 +85,22 @@ def test_pattern_cache(corpus, tmp_path):
 
 def test_too_few_speakers_says_how_many_and_what_to_change(corpus):
     root, metadata = corpus
-    dataset = Datasets.SpeakerDataset(root, metadata, utterances=4)
-    Datasets.check_enough_speakers(dataset, 8)
-    with pytest.raises(Datasets.DatasetConfigurationError) as error:
-        Datasets.check_enough_speakers(dataset, 9)
+    dataset = datasets.SpeakerDataset(root, metadata, utterances=4)
+    datasets.check_enough_speakers(dataset, 8)
+    with pytest.raises(datasets.DatasetConfigurationError) as error:
+        datasets.check_enough_speakers(dataset, 9)
     message = str(error.value)
     assert '8 speakers have at least 4 patterns' in message
     assert 'Train.Batch.Train.Speaker' in message and 'Set Train.Batch.Train.Speaker to 8 or less' in message
     assert '2 with fewer are left out' in message
-    with pytest.raises(Datasets.DatasetConfigurationError, match=r'x 2 processes.*to 4 or less'):
-        Datasets.check_enough_speakers(dataset, 5, processes=2)
+    with pytest.raises(datasets.DatasetConfigurationError, match=r'x 2 processes.*to 4 or less'):
+        datasets.check_enough_speakers(dataset, 5, processes=2)
 
 
 def test_collate_draws_one_length_and_crops_or_pads(corpus):
     root, metadata = corpus
-    dataset = Datasets.SpeakerDataset(root, metadata, utterances=4)
-    collate = Datasets.TrainCollater(60, 100)
+    dataset = datasets.SpeakerDataset(root, metadata, utterances=4)
+    collate = datasets.TrainCollater(60, 100)
     torch.manual_seed(0)
     lengths = set()
     for start in range(0, 8, 2):
@@ -115,7 +112,7 @@ def test_collate_draws_one_length_and_crops_or_pads(corpus):
         for original, made in zip(originals, mels.permute(0, 2, 1).numpy()):
             length = made.shape[0]
             if original.shape[0] <= length:
-                np.testing.assert_array_equal(made, Slicing.reflect_pad(original, length))
+                np.testing.assert_array_equal(made, slicing.reflect_pad(original, length))
             else:
                 assert any(np.array_equal(made, original[offset:offset + length])
                            for offset in range(original.shape[0] - length + 1))
@@ -123,7 +120,7 @@ def test_collate_draws_one_length_and_crops_or_pads(corpus):
 
 
 class _Draws(torch.utils.data.Dataset):
-    random = Datasets.WorkerRandom(stream=0)
+    random = datasets.WorkerRandom(stream=0)
 
     def __len__(self):
         return 8
@@ -144,9 +141,9 @@ def test_workers_draw_different_streams():
 
 def test_training_loader_batches_differ_across_workers(corpus):
     root, metadata = corpus
-    dataset = Datasets.SpeakerDataset(root, metadata, utterances=3)
+    dataset = datasets.SpeakerDataset(root, metadata, utterances=3)
     torch.manual_seed(1)
-    loader = Datasets.make_loader(dataset, Datasets.TrainCollater(40, 200), 2, num_workers=2, training=True)
+    loader = datasets.make_loader(dataset, datasets.TrainCollater(40, 200), 2, num_workers=2, training=True)
     lengths = [batch.mels.shape[2] for _ in range(3) for batch in loader]
     assert len(lengths) == 15                             # 10 speakers with 3 patterns: 5 batches an epoch
     # With one numpy state copied into both workers, batches 2k and 2k + 1 would have one length.
@@ -155,8 +152,8 @@ def test_training_loader_batches_differ_across_workers(corpus):
 
 def test_evaluation_batches_are_the_same_every_time(corpus):
     root, metadata = corpus
-    dataset = Datasets.SpeakerDataset(root, metadata, utterances=4, fixed_seed=0)
-    collate = Datasets.EvalCollater(60, 100, samples=5, frame_length=16, overlap=8)
+    dataset = datasets.SpeakerDataset(root, metadata, utterances=4, fixed_seed=0)
+    collate = datasets.EvalCollater(60, 100, samples=5, frame_length=16, overlap=8)
     first = collate([dataset[index] for index in range(3)])
     second = collate([dataset[index] for index in range(3)])
     assert first['indices'] == [0, 1, 2]
@@ -165,20 +162,20 @@ def test_evaluation_batches_are_the_same_every_time(corpus):
     torch.testing.assert_close(first['single'], second['single'])
     torch.testing.assert_close(first['multi'], second['multi'])
     mel = dataset[1][1][0]
-    np.testing.assert_array_equal(first['multi'][20:25].permute(0, 2, 1).numpy(), Slicing.multi_slices(mel, 5, 16, 8))
+    np.testing.assert_array_equal(first['multi'][20:25].permute(0, 2, 1).numpy(), slicing.multi_slices(mel, 5, 16, 8))
 
 
 def test_missing_metadata_says_how_to_make_it(tmp_path):
     hp = SimpleNamespace(Path=str(tmp_path), Metadata_File='METADATA.PICKLE')
-    with pytest.raises(Patterns.MetadataError, match='Pattern_Generate.py'):
-        Datasets.load_speaker_dataset(hp, None, 3, False)
+    with pytest.raises(patterns.MetadataError, match='Pattern_Generate.py'):
+        datasets.load_speaker_dataset(hp, None, 3, False)
 
 
 def test_pattern_pickles_are_read_as_data_only(corpus, tmp_path):
     root, metadata = corpus
     (tmp_path / 'SYN').mkdir()
     (tmp_path / 'SYN' / 'evil.PICKLE').write_bytes(pickle.dumps(SimpleNamespace(Mel=None)))
-    dataset = Datasets.SpeakerDataset(str(tmp_path), {'File_List_by_Speaker_Dict': {('SYN', 'X'): ['SYN/evil.PICKLE']}}, 1)
+    dataset = datasets.SpeakerDataset(str(tmp_path), {'File_List_by_Speaker_Dict': {('SYN', 'X'): ['SYN/evil.PICKLE']}}, 1)
     _, mels, files, problems = dataset[0]              # reported by name and skipped: nothing is run
     assert mels == [] and files == [] and len(problems) == 1
     assert problems[0][0] == 'SYN/evil.PICKLE' and 'evil.PICKLE: refused types.SimpleNamespace' in problems[0][1]

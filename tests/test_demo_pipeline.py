@@ -6,7 +6,7 @@ import sys
 
 import numpy as np
 
-from Hyper_Parameters import load_hyper_parameters
+from ge2e_speaker.hyper_parameters import load_hyper_parameters
 from fixtures.settings import save_hyper_parameters
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,7 +37,7 @@ def test_demo_in_miniature(tmp_path):
          '-mw', '1', cwd=tmp_path)
     training = step(script('Train.py'), '-hp', 'hp.yaml', cwd=tmp_path)
     assert 'Demo/Checkpoint' in training
-    assert hp.Train.Num_Workers == 'auto' and 'loader workers' in training   # Cpu_Defaults' counts, as Demo.sh runs
+    assert hp.Train.Num_Workers == 'auto' and 'loader workers' in training   # cpu_defaults' counts, as Demo.sh runs
     assert os.path.isfile(tmp_path / 'Demo' / 'Checkpoint' / 'S_4.pkl')
     assert os.path.isfile(tmp_path / 'Demo' / 'Log' / 'Figures' / 'S4_multi.png')
     for slices in ('multi', 'single'):

@@ -1,5 +1,6 @@
 """Example_Results holds what the README says: the real-voices encoder (one checkpoint, its
-settings, its figure) and the synthetic example, each loadable and telling voices apart."""
+settings, its figure; the package ships it) and the synthetic example, each loadable and telling
+voices apart."""
 import glob
 import os
 
@@ -7,7 +8,7 @@ import numpy as np
 import torch
 
 from fixtures import corpora
-from Inference import load_encoder
+from ge2e_speaker import EXAMPLE_CHECKPOINT, load_encoder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYNTHETIC = os.path.join(ROOT, 'Example_Results', 'Synthetic', 'Checkpoint', 'S_2500.pkl')
@@ -17,6 +18,8 @@ REAL_VOICES = os.path.join(ROOT, 'tests', 'data', 'real_voices')
 def real_checkpoint() -> str:
     checkpoints = glob.glob(os.path.join(ROOT, 'Example_Results', 'Checkpoint', 'S_*.pkl'))
     assert len(checkpoints) == 1, checkpoints          # the folder holds only the real-voices encoder
+    # the package's example encoder, which load_encoder() loads without a checkpoint
+    assert os.path.realpath(checkpoints[0]) == os.path.realpath(EXAMPLE_CHECKPOINT)
     return checkpoints[0]
 
 

@@ -6,9 +6,8 @@ import os
 import pytest
 import yaml
 
-import Pattern_Generate
-import Train
-from Hyper_Parameters import load_hyper_parameters
+from ge2e_speaker import pattern_generate, train
+from ge2e_speaker.hyper_parameters import load_hyper_parameters
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 with open(os.path.join(ROOT, 'Hyper_Parameter.yaml'), encoding='utf-8') as _stream:
@@ -71,7 +70,7 @@ def test_a_seed_file_without_the_port_keys_loads(tmp_path):
 ])
 def test_a_bad_value_is_one_line(tmp_path, capsys, key, value, message):
     path = edited(tmp_path, key, value)
-    assert Pattern_Generate.main(['-hp', path, '--metadata']) == 2
+    assert pattern_generate.main(['-hp', path, '--metadata']) == 2
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and err.startswith(f'{path}: {message}')
 
@@ -83,18 +82,20 @@ def test_a_bad_value_is_one_line(tmp_path, capsys, key, value, message):
 ])
 def test_a_missing_key_is_one_line(tmp_path, capsys, key, message):
     path = edited(tmp_path, key, None, delete=True)
-    assert Train.main(['-hp', path]) == 1
+    assert train.main(['-hp', path]) == 1
     err = capsys.readouterr().err
     assert err == f'Train.py: {path}: {message}\n'
 
 
 def test_hyper_parameters_import_nothing_of_the_project():
-    """Hyper_Parameters.py is read by every script: it imports only the library (its YAML is
-    written by Checkpoints.py), and Atomic_Files imports nothing of the project either."""
-    project = {name[:-3] for name in os.listdir(ROOT) if name.endswith('.py')}
-    for module, allowed in (('Hyper_Parameters', set()), ('Atomic_Files', set())):
-        with open(os.path.join(ROOT, f'{module}.py'), encoding='utf-8') as stream:
+    """hyper_parameters.py is read by every script: it imports only the library (its YAML is
+    written by checkpoints.py), and atomic_files.py imports nothing of the project either."""
+    package = os.path.join(ROOT, 'ge2e_speaker')
+    project = {name[:-3] for name in os.listdir(package) if name.endswith('.py')} | {'ge2e_speaker'}
+    for module in ('hyper_parameters', 'atomic_files'):
+        with open(os.path.join(package, f'{module}.py'), encoding='utf-8') as stream:
             tree = ast.parse(stream.read())
         imported = {alias.name.split('.')[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-        imported |= {node.module.split('.')[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-        assert imported & project <= allowed, module
+        imported |= {node.module.split('.')[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+        relative = [node for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
+        assert not imported & project and not relative, module

@@ -9,14 +9,9 @@ import pytest
 import torch
 import yaml
 
-import Audio
-import Embedding
-import Inference
-import Inputs
-import Npy_Writer
-import Verification
-from Hyper_Parameters import load_hyper_parameters, to_dict
-from Modules import Encoder
+from ge2e_speaker import audio, embedding, inference, inputs, npy_writer, verification
+from ge2e_speaker.hyper_parameters import load_hyper_parameters, to_dict
+from ge2e_speaker.modules import Encoder
 from fixtures.corpora import voice, voxceleb, write
 from fixtures.seed_recipe import seed_mel
 
@@ -83,7 +78,7 @@ def checkpoint(tmp_path_factory):
 
 
 def run_cli(capsys, *argv):
-    code = Inference.main([str(argument) for argument in argv])
+    code = inference.main([str(argument) for argument in argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -139,7 +134,7 @@ def test_folder_labels(tmp_path):
     for relative in ('p225/p225_001.wav', 'p226/p226_001.flac', 'p226/sub/x.WAV', 'loose.wav', 'notes.txt'):
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / relative).write_bytes(b'')
-    paths, labels = Inputs.read_input(str(tmp_path))
+    paths, labels = inputs.read_input(str(tmp_path))
     assert [os.path.relpath(path, tmp_path) for path in paths] == [
         'loose.wav', 'p225/p225_001.wav', 'p226/p226_001.flac', 'p226/sub/x.WAV']
     assert labels == [tmp_path.name, 'p225', 'p226', 'p226']
@@ -147,14 +142,14 @@ def test_folder_labels(tmp_path):
 
 def test_tsne_sample_is_bounded(tmp_path, monkeypatch):
     """A big run plots at most 20 utterances of each of the first 30 labels."""
-    encoder = Embedding.SpeakerEncoder(Encoder.from_hyper_parameters(HP), HP, workers=0)
+    encoder = embedding.SpeakerEncoder(Encoder.from_hyper_parameters(HP), HP, workers=0)
     paths = [f'{label}/{number}.wav' for label in range(40) for number in range(25)]
     labels = [path.split('/')[0] for path in paths]
     vectors = np.random.default_rng(0).standard_normal((len(paths), 256)).astype(np.float32)
     monkeypatch.setattr(encoder, 'stream_files', lambda paths, progress: ((i, vectors[i], None) for i in range(len(paths))))
     drawn = {}
-    monkeypatch.setattr(Inference, 'plot_tsne', lambda v, l, path, title: drawn.update(vectors=v, labels=l) or True)
-    rows, skipped, _, _ = Inference.embed_inputs(encoder, paths, labels, str(tmp_path), True, 'title')
+    monkeypatch.setattr(inference, 'plot_tsne', lambda v, l, path, title: drawn.update(vectors=v, labels=l) or True)
+    rows, skipped, _, _ = inference.embed_inputs(encoder, paths, labels, str(tmp_path), True, 'title')
     assert rows == 1000 and not skipped
     assert len(drawn['vectors']) == 600 and len(set(drawn['labels'])) == 30
     assert max(drawn['labels'].count(label) for label in set(drawn['labels'])) == 20
@@ -185,7 +180,7 @@ def test_seed_checkpoint_gives_the_seeds_embeddings(tmp_path, capsys):
     short = write(str(tmp_path / 'short.wav'), voice(1, 1, seconds=1.0), 16000)      # < 192 frames: padded
     long = write(str(tmp_path / 'long.wav'), voice(2, 2, seconds=4.0), 16000)        # > 192 frames: cropped
     assert seed_mel(short, 20).shape[0] < 192 < seed_mel(long, 20).shape[0]
-    encoder = Embedding.load_encoder(str(tmp_path / 'S_100000.pkl'))
+    encoder = embedding.load_encoder(str(tmp_path / 'S_100000.pkl'), slices='multi')   # the seed's windows
     assert encoder.hp.Sound.Inference_Top_dB == 20                  # the seed's inference value, by default
     for path in (short, long):
         np.testing.assert_allclose(encoder.embed_file(path), seed_embedding(seed_model.eval(), path), atol=1e-4)
@@ -202,7 +197,7 @@ def test_a_checkpoint_carries_its_settings(corpus, tmp_path, capsys):
     hp.Device = '-1'
     torch.save({'Model': Encoder.from_hyper_parameters(hp).state_dict(), 'Steps': 3, 'Hyper_Parameters': to_dict(hp)},
                tmp_path / 'S_3.pkl')
-    encoder = Embedding.load_encoder(str(tmp_path / 'S_3.pkl'), workers=0)
+    encoder = embedding.load_encoder(str(tmp_path / 'S_3.pkl'), workers=0)
     assert encoder.embedding_size == 32 and encoder.device == torch.device('cpu')
     wav = os.path.join(corpus, 'id10001', '1zcIwhmdeo4', '00001.wav')
     assert encoder.embed_file(wav).shape == (32,)
@@ -214,9 +209,9 @@ def test_a_checkpoint_carries_its_settings(corpus, tmp_path, capsys):
 
 def test_the_api_is_importable_from_inference():
     """The names the README documents under Inference keep working."""
-    assert Inference.load_encoder is Embedding.load_encoder and Inference.SpeakerEncoder is Embedding.SpeakerEncoder
+    assert inference.load_encoder is embedding.load_encoder and inference.SpeakerEncoder is embedding.SpeakerEncoder
     for name in ('evaluate_trials', 'read_trials', 'score_trials', 'VerificationResult'):
-        assert getattr(Inference, name) is getattr(Verification, name)
+        assert getattr(inference, name) is getattr(verification, name)
 
 
 def test_checkpoint_problems_are_one_line(checkpoint, tmp_path, capsys):
@@ -255,8 +250,8 @@ def test_verification(corpus, checkpoint, tmp_path, capsys, monkeypatch):
     ]
     (tmp_path / 'trials.txt').write_text('\n'.join(trials) + '\n')
     decoded = []
-    real_mel_from_file = Audio.mel_from_file
-    monkeypatch.setattr(Audio, 'mel_from_file', lambda path, *args: decoded.append(path) or real_mel_from_file(path, *args))
+    real_mel_from_file = audio.mel_from_file
+    monkeypatch.setattr(audio, 'mel_from_file', lambda path, *args: decoded.append(path) or real_mel_from_file(path, *args))
 
     code, out, err = run_cli(capsys, '-c', checkpoint, '--trials', tmp_path / 'trials.txt', '--root', corpus,
                              '-o', tmp_path / 'trials_only')
@@ -266,7 +261,7 @@ def test_verification(corpus, checkpoint, tmp_path, capsys, monkeypatch):
     assert 'id10003/missing/00001.wav: missing' in out and 'id10003/silent/00001.wav: silent' in out
     lines = (tmp_path / 'trials_only' / 'scores.txt').read_text().splitlines()
     assert [line.rsplit(' ', 1)[0] for line in lines] == trials[:6]
-    encoder = Embedding.load_encoder(checkpoint)
+    encoder = embedding.load_encoder(checkpoint)
     first, second = (encoder.embed_file(os.path.join(corpus, path)) for path in trials[0].split()[1:])
     assert float(lines[0].split()[-1]) == pytest.approx(float(first @ second), abs=1e-5)
     summary = __import__('json').loads((tmp_path / 'trials_only' / 'verification.json').read_text())
@@ -284,21 +279,21 @@ def test_verification(corpus, checkpoint, tmp_path, capsys, monkeypatch):
 
 def test_evaluate_trials_api(corpus, checkpoint):
     """What Train.py calls: a model in memory, a trial list, EER as a fraction."""
-    encoder = Embedding.SpeakerEncoder(Embedding.load_encoder(checkpoint).model, HP, workers=0)
+    encoder = embedding.SpeakerEncoder(embedding.load_encoder(checkpoint).model, HP, workers=0)
     trials = [(1, 'id10001/1zcIwhmdeo4/00001.wav', 'id10001/GWXujl-xAVM/00001.wav'),
               (0, 'id10001/1zcIwhmdeo4/00001.wav', 'id10002/GWXujl-xAVM/00001.wav')]
-    result = Verification.evaluate_trials(encoder, trials, corpus)
+    result = verification.evaluate_trials(encoder, trials, corpus)
     assert 0 <= result.eer <= 1 and 0 <= result.min_dcf and result.scores.shape == (2,) and not result.skipped_trials
     assert result.eer == (0.0 if result.scores[0] > result.scores[1] else 1.0)
 
 
 def test_api(corpus, checkpoint):
-    encoder = Embedding.load_encoder(checkpoint, workers=0)
+    encoder = embedding.load_encoder(checkpoint, workers=0)
     paths = sorted(str(path) for path in __import__('pathlib').Path(corpus).glob('id*/[1G]*/*.wav'))[:5]
     one = encoder.embed_file(paths[0])
     assert one.dtype == np.float32 and one.shape == (256,) and np.linalg.norm(one) == pytest.approx(1, abs=1e-5)
     # a waveform at another rate and as int16 PCM gives (nearly) the file's embedding
-    samples, rate = Audio.read_audio(paths[0])
+    samples, rate = audio.read_audio(paths[0])
     np.testing.assert_allclose(encoder.embed_waveform(samples, rate), one, atol=1e-5)
     np.testing.assert_allclose(encoder.embed_waveform((samples * 32767).astype(np.int16), rate), one, atol=1e-3)
     # batched across files = one at a time, in input order; deterministic
@@ -306,10 +301,10 @@ def test_api(corpus, checkpoint):
     np.testing.assert_allclose(many, np.stack([encoder.embed_file(path) for path in paths]), atol=1e-5)
     np.testing.assert_array_equal(many, encoder.embed_files(paths))
     # decoding in a worker process, several batches: the same
-    streamed = Embedding.SpeakerEncoder(encoder.model, encoder.hp, batch_size=2, workers=1)
+    streamed = embedding.SpeakerEncoder(encoder.model, encoder.hp, batch_size=2, workers=1)
     np.testing.assert_allclose(streamed.embed_files(paths + paths[:1]), np.concatenate([many, many[:1]]), atol=1e-6)
     # bfloat16: close to float32, and the float32 model it copied is left as it was
-    fast = Embedding.SpeakerEncoder(encoder.model, encoder.hp, workers=0, precision='bfloat16')
+    fast = embedding.SpeakerEncoder(encoder.model, encoder.hp, workers=0, precision='bfloat16')
     assert (fast.embed_files(paths) * many).sum(axis=1).min() > 0.999
     assert encoder.model.layer_Dict['Linear'].weight.dtype == torch.float32
     speaker = encoder.embed_speaker([paths[0], (samples, rate), paths[1]])
@@ -317,7 +312,7 @@ def test_api(corpus, checkpoint):
     np.testing.assert_allclose(speaker, expected / np.linalg.norm(expected), atol=1e-5)
     # bad files: an error naming the file, or NaN rows when asked to carry on
     bad = os.path.join(corpus, 'id10003', 'silent', '00001.wav')
-    with pytest.raises(Audio.AudioRejected, match='00001.wav: silent'):
+    with pytest.raises(audio.AudioRejected, match='00001.wav: silent'):
         encoder.embed_files([paths[0], bad])
     failures = []
     result = encoder.embed_files([paths[0], bad], on_error=lambda path, reason: failures.append(path))
@@ -327,24 +322,24 @@ def test_api(corpus, checkpoint):
 def test_slice_modes():
     mel = np.random.default_rng(0).standard_normal((300, 80)).astype(np.float32)
     inference = HP.Train.Inference
-    multi = Embedding.mel_windows(mel, 'multi', inference.Samples, 64, inference.Overlap_Length)
+    multi = embedding.mel_windows(mel, 'multi', inference.Samples, 64, inference.Overlap_Length)
     assert multi.shape == (5, 64, 80)
     np.testing.assert_array_equal(multi[0], mel[54:118])             # the centred 192 frames
-    assert Embedding.window_length(HP, 'single') == 160
-    single = Embedding.mel_windows(mel, 'single', inference.Samples, 160, inference.Overlap_Length)
+    assert embedding.window_length(HP, 'single') == 160
+    single = embedding.mel_windows(mel, 'single', inference.Samples, 160, inference.Overlap_Length)
     np.testing.assert_array_equal(single[0], mel[70:230])
-    full = Embedding.mel_windows(mel, 'full', inference.Samples, 64, inference.Overlap_Length)
+    full = embedding.mel_windows(mel, 'full', inference.Samples, 64, inference.Overlap_Length)
     assert full.shape == (9, 64, 80) and np.array_equal(full[-1], mel[-64:])
     # auto (the default): every frame of a long utterance, the seed's windows for one of 192 frames or less
-    np.testing.assert_array_equal(Embedding.mel_windows(mel, 'auto', inference.Samples, 64, inference.Overlap_Length), full)
+    np.testing.assert_array_equal(embedding.mel_windows(mel, 'auto', inference.Samples, 64, inference.Overlap_Length), full)
     for frames in (50, 192):
-        np.testing.assert_array_equal(Embedding.mel_windows(mel[:frames], 'auto', inference.Samples, 64, inference.Overlap_Length),
-                                      Embedding.mel_windows(mel[:frames], 'multi', inference.Samples, 64, inference.Overlap_Length))
-    assert Embedding.mel_windows(mel[:193], 'auto', inference.Samples, 64, inference.Overlap_Length).shape == (6, 64, 80)
+        np.testing.assert_array_equal(embedding.mel_windows(mel[:frames], 'auto', inference.Samples, 64, inference.Overlap_Length),
+                                      embedding.mel_windows(mel[:frames], 'multi', inference.Samples, 64, inference.Overlap_Length))
+    assert embedding.mel_windows(mel[:193], 'auto', inference.Samples, 64, inference.Overlap_Length).shape == (6, 64, 80)
     model = Encoder.from_hyper_parameters(HP).eval()
     embeddings = {}
-    for slices in Embedding.SLICE_MODES:
-        encoder = Embedding.SpeakerEncoder(model, HP, slices, workers=0)
+    for slices in embedding.SLICE_MODES:
+        encoder = embedding.SpeakerEncoder(model, HP, slices, workers=0)
         embeddings[slices] = encoder.embed_mels([mel, mel[:50]])
         np.testing.assert_array_equal(embeddings[slices], encoder.embed_mels([mel, mel[:50]]))
         assert embeddings[slices].shape == (2, 256)
@@ -356,7 +351,7 @@ def test_slice_modes():
 def test_npy_row_writer(tmp_path):
     for rows in (0, 1, 37):
         path = str(tmp_path / f'rows{rows}.npy')
-        writer = Npy_Writer.NpyRowWriter(path, 256)
+        writer = npy_writer.NpyRowWriter(path, 256)
         data = np.random.default_rng(rows).standard_normal((rows, 256)).astype(np.float32)
         for row in data:
             writer.append(row)
@@ -370,7 +365,7 @@ def test_torchscript_export(checkpoint, tmp_path, capsys):
     code, out, err = run_cli(capsys, '-c', checkpoint, '--export-torchscript', tmp_path / 'encoder.pt')
     assert code == 0, err and 'TorchScript' in out
     exported = torch.jit.load(str(tmp_path / 'encoder.pt'))
-    model = Embedding.load_encoder(checkpoint).model
+    model = embedding.load_encoder(checkpoint).model
     mels = torch.randn(3, 80, 100)
     with torch.inference_mode():
         np.testing.assert_allclose(exported(mels).numpy(), model(mels).numpy(), atol=1e-5)
@@ -385,5 +380,5 @@ def test_onnx_export(checkpoint, tmp_path, capsys):
     session = onnxruntime.InferenceSession(str(tmp_path / 'encoder.onnx'), providers=['CPUExecutionProvider'])
     mels = np.random.default_rng(0).standard_normal((4, 80, 90)).astype(np.float32)
     with torch.inference_mode():
-        expected = Embedding.load_encoder(checkpoint).model(torch.from_numpy(mels)).numpy()
+        expected = embedding.load_encoder(checkpoint).model(torch.from_numpy(mels)).numpy()
     np.testing.assert_allclose(session.run(None, {'mels': mels})[0], expected, atol=1e-4)

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-import Inference
-import Verification
-from Hyper_Parameters import load_hyper_parameters
-from Modules import Encoder
+from ge2e_speaker import inference, verification
+from ge2e_speaker.hyper_parameters import load_hyper_parameters
+from ge2e_speaker.modules import Encoder
 from fixtures.corpora import voxceleb
 from fixtures.folders import read_only_folder, small_file_system
 
@@ -45,7 +44,7 @@ def checkpoint(tmp_path_factory):
 
 
 def run_cli(capsys, *argv):
-    code = Inference.main(['--workers', '0', '--device', 'cpu'] + [str(argument) for argument in argv])
+    code = inference.main(['--workers', '0', '--device', 'cpu'] + [str(argument) for argument in argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -65,7 +64,7 @@ def test_an_interrupted_run_leaves_the_earlier_set_whole(corpus, checkpoint, tmp
     def interrupted(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(Inference, 'write_verification', interrupted)            # Ctrl-C while scoring
+    monkeypatch.setattr(inference, 'write_verification', interrupted)            # Ctrl-C while scoring
     (tmp_path / 'trials.txt').write_text('\n'.join(TRIALS) + '\n')
     with pytest.raises(KeyboardInterrupt):
         run_cli(capsys, '-c', checkpoint, '-i', os.path.join(corpus, 'id10001'), '--trials', tmp_path / 'trials.txt',
@@ -106,7 +105,7 @@ def test_an_output_folder_that_takes_no_files_is_one_line(corpus, checkpoint, tm
 ])
 def test_bad_numbers_are_one_line(checkpoint, capsys, flag, value, message):
     with pytest.raises(SystemExit) as exit_status:
-        Inference.main(['-c', checkpoint, '-i', 'x.wav', flag, value])
+        inference.main(['-c', checkpoint, '-i', 'x.wav', flag, value])
     assert exit_status.value.code == 2 and capsys.readouterr().err.strip().endswith(f'error: {message}')
 
 
@@ -189,7 +188,7 @@ def test_non_finite_embeddings_are_refused_and_never_scored(corpus, tmp_path, ca
         'Inference.py: 0 trials could be scored (4 skipped); EER needs both target and non-target trials')
     assert os.listdir(tmp_path / 'out') != []                                # the earlier set stays whole
     unit = np.eye(4, dtype=np.float32)
-    result = Verification.score_trials(
+    result = verification.score_trials(
         [(1, 'a', 'b'), (0, 'a', 'c'), (1, 'c', 'd'), (0, 'b', 'd')],
         {'a': unit[0], 'b': unit[0], 'c': unit[1], 'd': np.full(4, np.nan, np.float32)})
     assert len(result.trials) == 2 and len(result.skipped_trials) == 2 and 'non-finite' in result.unusable_files['d']

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from Loss import GE2ELoss
+from ge2e_speaker.loss import GE2ELoss
 
 
 def cosine(a, b):

@@ -1,10 +1,10 @@
-"""EER and minDCF (Metrics.py) on scores with known answers and against independent computations."""
+"""EER and minDCF (metrics.py) on scores with known answers and against independent computations."""
 import numpy as np
 import pytest
 from scipy.stats import norm
 from sklearn.metrics import roc_curve
 
-from Metrics import equal_error_rate, minimum_dcf
+from ge2e_speaker.metrics import equal_error_rate, minimum_dcf
 
 
 def test_eer_known_answers():

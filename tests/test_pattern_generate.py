@@ -10,11 +10,8 @@ import time
 import numpy as np
 import pytest
 
-import Atomic_Files
-import Audio
-import Pattern_Generate
-import Patterns
-from Hyper_Parameters import load_hyper_parameters
+from ge2e_speaker import atomic_files, audio, pattern_generate, patterns
+from ge2e_speaker.hyper_parameters import load_hyper_parameters
 from fixtures import corpora
 from fixtures.settings import save_hyper_parameters
 
@@ -32,20 +29,20 @@ def hp_file(tmp_path):
 
 
 def run(hp_file, *arguments):
-    assert Pattern_Generate.main(['-hp', hp_file, '-mw', '1', *arguments]) == 0
+    assert pattern_generate.main(['-hp', hp_file, '-mw', '1', *arguments]) == 0
     return load_hyper_parameters(hp_file)
 
 
 def metadata_of(root):
-    return Patterns.load_metadata(root, 'METADATA.PICKLE')
+    return patterns.load_metadata(root, 'METADATA.PICKLE')
 
 
 def assert_consistent(root):
     """The metadata lists exactly the patterns on disk, with their true lengths and labels."""
     metadata = metadata_of(root)
-    assert metadata['File_List'] == Patterns.list_patterns(root)
+    assert metadata['File_List'] == patterns.list_patterns(root)
     for file in metadata['File_List']:
-        pattern = Patterns.load_pickle(os.path.join(root, file))
+        pattern = patterns.load_pickle(os.path.join(root, file))
         assert pattern['Mel'].shape == (metadata['Mel_Length_Dict'][file], 80)
         assert pattern['Speaker'] == metadata['Speaker_Dict'][file]
         assert pattern['Dataset'] == metadata['Dataset_Dict'][file]
@@ -71,7 +68,7 @@ def test_names_follow_the_seed(tmp_path, hp_file):
     hp = run(hp_file, '-vctk', corpora.vctk_092(str(tmp_path / 'vctk'), speakers=(225,), utterances=1),
              '-vc1', corpora.voxceleb(str(tmp_path / 'vox'), ids=(10001,), videos=('1zcIwhmdeo4',), utterances=1))
     # mic1 only, one pattern per utterance; VoxCeleb's video folder kept as a tag
-    assert Patterns.list_patterns(hp.Train.Train_Pattern.Path) == [
+    assert patterns.list_patterns(hp.Train.Train_Pattern.Path) == [
         'VC1/VC1.ID10001.1zcIwhmdeo4.00001.PICKLE', 'VCTK/VCTK.P225.p225_001.PICKLE']
 
 
@@ -95,7 +92,7 @@ def test_missing_ffmpeg_is_said_once(tmp_path, hp_file, monkeypatch, capsys):
     root.mkdir(parents=True)
     for index in range(3):
         (root / f'{index:05d}.m4a').write_bytes(b'not decoded')
-    monkeypatch.setattr(Pattern_Generate.shutil, 'which', lambda name: None)
+    monkeypatch.setattr(pattern_generate.shutil, 'which', lambda name: None)
     run(hp_file, '-vc2', str(tmp_path / 'vox2'))
     output = capsys.readouterr()
     text = output.out + output.err
@@ -142,15 +139,15 @@ def test_shards_split_without_overlap_and_merge(tmp_path, hp_file):
     corpus = corpora.libritts(str(tmp_path / 'libri'), speakers=(19, 26, 27), utterances=3)
     hp = run(hp_file, '-libri', corpus, '--shard', '0/2')
     root = hp.Train.Train_Pattern.Path
-    first = set(Patterns.list_patterns(root))
+    first = set(patterns.list_patterns(root))
     assert not os.path.exists(os.path.join(root, 'METADATA.PICKLE'))
     run(hp_file, '-libri', corpus, '--shard', '1/2')
-    both = set(Patterns.list_patterns(root))
+    both = set(patterns.list_patterns(root))
     assert len(first) == 5 and len(both) == 9
     run(hp_file, '--metadata')
     assert len(assert_consistent(root)['File_List']) == 9
     with pytest.raises(SystemExit):
-        Pattern_Generate.main(['-hp', hp_file, '-libri', corpus, '--shard', '2/2'])
+        pattern_generate.main(['-hp', hp_file, '-libri', corpus, '--shard', '2/2'])
 
 
 def test_a_killed_run_leaves_no_broken_pattern_and_resumes(tmp_path, hp_file):
@@ -161,14 +158,14 @@ def test_a_killed_run_leaves_no_broken_pattern_and_resumes(tmp_path, hp_file):
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
     deadline = time.time() + 60
-    while time.time() < deadline and len(Patterns.list_patterns(root) if os.path.isdir(f'{root}/VCTK') else []) < 10:
+    while time.time() < deadline and len(patterns.list_patterns(root) if os.path.isdir(f'{root}/VCTK') else []) < 10:
         time.sleep(0.02)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
-    finished = Patterns.list_patterns(root)
+    finished = patterns.list_patterns(root)
     assert 10 <= len(finished) < 80
     for file in finished:   # every finished name is a whole pattern
-        assert Patterns.load_pickle(os.path.join(root, file))['Mel'].shape[1] == 80
+        assert patterns.load_pickle(os.path.join(root, file))['Mel'].shape[1] == 80
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert f'{80 - len(finished)} generated, {len(finished)} skipped (already done), 0 rejected' in result.stdout
@@ -178,13 +175,13 @@ def test_a_killed_run_leaves_no_broken_pattern_and_resumes(tmp_path, hp_file):
 
 
 def test_metadata_without_patterns_says_so(hp_file, capsys):
-    assert Pattern_Generate.main(['-hp', hp_file, '--metadata']) == 1
+    assert pattern_generate.main(['-hp', hp_file, '--metadata']) == 1
     assert 'no pattern folder at' in capsys.readouterr().err
 
 
 def test_no_corpus_is_an_error(hp_file, capsys):
     with pytest.raises(SystemExit):
-        Pattern_Generate.main(['-hp', hp_file])
+        pattern_generate.main(['-hp', hp_file])
     assert 'name at least one corpus' in capsys.readouterr().err
 
 
@@ -192,22 +189,22 @@ def test_same_name_sources_keep_one_by_rule(tmp_path, hp_file, capsys):
     """p225_001.wav and p225_001.flac map to one pattern: the .wav is used, the .flac named and counted."""
     corpus = corpora.vctk_080(str(tmp_path / 'vctk'), speakers=(225,), utterances=2)
     flac = corpora.write(f'{corpus}/wav48/p225/p225_001.flac', corpora.voice(5, 5, rate=48000), 48000)
-    assert Pattern_Generate.main(['-hp', hp_file, '-mw', '2', '-vctk', corpus]) == 0
+    assert pattern_generate.main(['-hp', hp_file, '-mw', '2', '-vctk', corpus]) == 0
     hp = load_hyper_parameters(hp_file)
     text = capsys.readouterr().out
     wav = f'{corpus}/wav48/p225/p225_001.wav'
     assert f'{flac}: same pattern name as {wav} (VCTK/VCTK.P225.p225_001.PICKLE): that one is used' in text
     assert '2 generated, 0 skipped (already done), 1 rejected' in text and 'rejected: same pattern name: 1' in text
-    pattern = Patterns.load_pickle(f'{hp.Train.Train_Pattern.Path}/VCTK/VCTK.P225.p225_001.PICKLE')
-    np.testing.assert_array_equal(pattern['Mel'], Audio.mel_from_file(wav, hp.Sound, 15))
+    pattern = patterns.load_pickle(f'{hp.Train.Train_Pattern.Path}/VCTK/VCTK.P225.p225_001.PICKLE')
+    np.testing.assert_array_equal(pattern['Mel'], audio.mel_from_file(wav, hp.Sound, 15))
     assert len(assert_consistent(hp.Train.Train_Pattern.Path)['File_List']) == 2
 
 
 def test_same_name_choice_ignores_job_order():
-    jobs = [Pattern_Generate.Job(f'/c/{folder}/p225_001.{extension}', 'VCTK', 'P225', 'VCTK/VCTK.P225.p225_001.PICKLE', '/p')
+    jobs = [pattern_generate.Job(f'/c/{folder}/p225_001.{extension}', 'VCTK', 'P225', 'VCTK/VCTK.P225.p225_001.PICKLE', '/p')
             for folder in ('b', 'a') for extension in ('m4a', 'flac', 'wav')]
     for order in (jobs, jobs[::-1], jobs[2:] + jobs[:2]):
-        kept, dropped = Pattern_Generate.drop_same_name_sources(order, log=lambda line: None)
+        kept, dropped = pattern_generate.drop_same_name_sources(order, log=lambda line: None)
         assert [job.audio_path for job in kept] == ['/c/a/p225_001.wav'] and dropped == 5
 
 
@@ -254,7 +251,7 @@ def test_a_pattern_rewritten_without_a_record_is_read_again(tmp_path, hp_file, c
     root = hp.Train.Train_Pattern.Path
     file = metadata_of(root)['File_List'][0]
     time.sleep(0.01)   # another tool rewrites it later: other frames, no record
-    Atomic_Files.write_atomically(f'{root}/{file}', Patterns.pattern_bytes(np.zeros((7, 80), np.float32), 'BDL', 'CMUA'))
+    atomic_files.write_atomically(f'{root}/{file}', patterns.pattern_bytes(np.zeros((7, 80), np.float32), 'BDL', 'CMUA'))
     run(hp_file, '--metadata')
     assert assert_consistent(root)['Mel_Length_Dict'][file] == 7
 
@@ -265,7 +262,7 @@ def test_malformed_patterns_are_named_and_left_out(tmp_path, hp_file, capsys):
     root = hp.Train.Train_Pattern.Path
     bad = {'one_d': np.zeros(120, np.float32), 'forty': np.zeros((120, 40), np.float32), 'empty': np.zeros((0, 80), np.float32)}
     for stem, mel in bad.items():
-        with open(f'{root}/CMUA/{Patterns.pattern_name("CMUA", "bdl", stem)}', 'wb') as stream:   # as a seed-era tool writes
+        with open(f'{root}/CMUA/{patterns.pattern_name("CMUA", "bdl", stem)}', 'wb') as stream:   # as a seed-era tool writes
             pickle.dump({'Mel': mel, 'Speaker': 'BDL', 'Dataset': 'CMUA'}, stream, protocol=4)
     capsys.readouterr()
     run(hp_file, '--metadata')
@@ -286,7 +283,7 @@ def test_two_runs_at_once_leave_each_other_alone(tmp_path, hp_file):
     first = subprocess.Popen(script + ['-mw', '2', '-vctk', corpora.vctk_080(str(tmp_path / 'vctk'), speakers=(225, 226, 227), utterances=10)],
                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     deadline = time.time() + 60
-    while time.time() < deadline and len(Patterns.list_patterns(root) if os.path.isdir(f'{root}/VCTK') else []) < 2:
+    while time.time() < deadline and len(patterns.list_patterns(root) if os.path.isdir(f'{root}/VCTK') else []) < 2:
         time.sleep(0.02)
     os.killpg(first.pid, signal.SIGSTOP)
     half_written = f'{root}/VCTK/VCTK.P225.p225_999.PICKLE.tmp-{first.pid}'   # as if A were writing it now

@@ -1,4 +1,4 @@
-"""The packed pattern store (Pattern_Store.py): build, read-back, resumption, shards, staleness,
+"""The packed pattern store (pattern_store.py): build, read-back, resumption, shards, staleness,
 Pattern_Generate.py --pack, and training reading it."""
 import os
 import shutil
@@ -8,13 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-import Atomic_Files
-import Datasets
-import Pattern_Generate
-import Pattern_Store
-import Patterns
-import Train
-from Hyper_Parameters import load_hyper_parameters
+from ge2e_speaker import atomic_files, datasets, pattern_generate, pattern_store, patterns, train
+from ge2e_speaker.hyper_parameters import load_hyper_parameters
 from fixtures.patterns import write_pattern_corpus
 from fixtures.settings import save_hyper_parameters
 
@@ -38,12 +33,12 @@ def root(pristine, tmp_path):
 
 
 def pickled_mels(root: str) -> dict:
-    metadata = Patterns.load_metadata(root, 'METADATA.PICKLE')
-    return {file: Patterns.load_pickle(os.path.join(root, file))['Mel'] for file in metadata['File_List']}
+    metadata = patterns.load_metadata(root, 'METADATA.PICKLE')
+    return {file: patterns.load_pickle(os.path.join(root, file))['Mel'] for file in metadata['File_List']}
 
 
-def assert_store_equals_pickles(root: str) -> Pattern_Store.PackedStore:
-    store, reason = Pattern_Store.open_store(root)
+def assert_store_equals_pickles(root: str) -> pattern_store.PackedStore:
+    store, reason = pattern_store.open_store(root)
     assert reason is None and store is not None
     mels = pickled_mels(root)
     assert len(store) == len(mels)
@@ -54,14 +49,14 @@ def assert_store_equals_pickles(root: str) -> Pattern_Store.PackedStore:
 
 
 def rebuild_metadata(root: str) -> None:
-    sound = SimpleNamespace(**Patterns.load_pickle(os.path.join(root, 'METADATA.PICKLE')))
-    Patterns.build_metadata(root, sound, **QUIET)
+    sound = SimpleNamespace(**patterns.load_pickle(os.path.join(root, 'METADATA.PICKLE')))
+    patterns.build_metadata(root, sound, **QUIET)
 
 
 def test_build_reads_back_the_pickles_exactly(root):
-    counts = Pattern_Store.pack(root, **QUIET)
+    counts = pattern_store.pack(root, **QUIET)
     assert counts == {'patterns': 30, 'packed': 30, 'reused': 0}
-    folder = Pattern_Store.store_folder(root)
+    folder = pattern_store.store_folder(root)
     assert sorted(os.listdir(folder)) == ['STORE.json', 'g0-all0.mels', 'g0-all0.rows', 'index-0.npz']
     total = sum(mel.shape[0] for mel in pickled_mels(root).values())
     assert os.path.getsize(os.path.join(folder, 'g0-all0.mels')) == total * 80 * 4
@@ -69,34 +64,34 @@ def test_build_reads_back_the_pickles_exactly(root):
     mel = store.mel(0)
     assert not mel.flags.owndata and not mel.flags.writeable          # a view of the map, not a copy
     messages = []
-    assert Pattern_Store.pack(root, log=messages.append)['packed'] == 0
+    assert pattern_store.pack(root, log=messages.append)['packed'] == 0
     assert messages == [f'{folder}: up to date (30 patterns)']
 
 
 def test_a_killed_build_resumes_where_it_stopped(root, monkeypatch):
-    load = Patterns.load_pickle
+    load = patterns.load_pickle
     calls = []
 
     def killed_after_12(path):
         calls.append(path)
-        if len(calls) > 12 and path.endswith(Patterns.PATTERN_SUFFIX):
+        if len(calls) > 12 and path.endswith(patterns.PATTERN_SUFFIX):
             raise KeyboardInterrupt
         return load(path)
 
-    monkeypatch.setattr(Patterns, 'load_pickle', killed_after_12)
+    monkeypatch.setattr(patterns, 'load_pickle', killed_after_12)
     with pytest.raises(KeyboardInterrupt):
-        Pattern_Store.pack(root, **QUIET)
-    folder = Pattern_Store.store_folder(root)
-    assert Pattern_Store.open_store(root) == (None, None)              # nothing committed: no manifest
-    rows = Pattern_Store.read_rows(os.path.join(folder, 'g0-all0.rows.tmp'))
+        pattern_store.pack(root, **QUIET)
+    folder = pattern_store.store_folder(root)
+    assert pattern_store.open_store(root) == (None, None)              # nothing committed: no manifest
+    rows = pattern_store.read_rows(os.path.join(folder, 'g0-all0.rows.tmp'))
     assert len(rows) == 11                                             # 12 loads: the metadata and 11 patterns
     with open(os.path.join(folder, 'g0-all0.mels'), 'ab') as stream:
         stream.write(b'\x01' * 1000)                                   # a pattern half-written when killed
     with open(os.path.join(folder, 'g0-all0.rows.tmp'), 'a') as stream:
         stream.write('SYN/cut-off')                                    # and its row cut short
-    monkeypatch.setattr(Patterns, 'load_pickle', load)
+    monkeypatch.setattr(patterns, 'load_pickle', load)
     messages = []
-    counts = Pattern_Store.pack(root, log=messages.append)
+    counts = pattern_store.pack(root, log=messages.append)
     assert counts['packed'] == 30 and counts['reused'] == 0
     assert messages[0] == f'{folder}: resuming g0-all0 after 11 patterns'
     assert_store_equals_pickles(root)
@@ -104,55 +99,55 @@ def test_a_killed_build_resumes_where_it_stopped(root, monkeypatch):
 
 def test_shards_then_one_merge(root):
     for shard in range(3):
-        assert Pattern_Store.pack(root, shard=(shard, 3), **QUIET)['packed'] == 10
-        assert Pattern_Store.open_store(root) == (None, None)          # shards commit nothing
+        assert pattern_store.pack(root, shard=(shard, 3), **QUIET)['packed'] == 10
+        assert pattern_store.open_store(root) == (None, None)          # shards commit nothing
     messages = []
-    Pattern_Store.pack(root, shard=(1, 3), log=messages.append)
+    pattern_store.pack(root, shard=(1, 3), log=messages.append)
     assert 'already packed' in messages[0]
-    assert Pattern_Store.pack(root, **QUIET) == {'patterns': 30, 'packed': 0, 'reused': 30}
+    assert pattern_store.pack(root, **QUIET) == {'patterns': 30, 'packed': 0, 'reused': 30}
     store = assert_store_equals_pickles(root)
     assert len(store.part_paths) == 3
 
 
 def test_stale_store_is_refused_then_updated(root):
-    Pattern_Store.pack(root, **QUIET)
-    metadata = Patterns.load_metadata(root, 'METADATA.PICKLE')
+    pattern_store.pack(root, **QUIET)
+    metadata = patterns.load_metadata(root, 'METADATA.PICKLE')
     # A pattern rewritten in place of another (same name, other frames' values).
     file = metadata['File_List'][4]
-    old = Patterns.load_pickle(os.path.join(root, file))
-    Atomic_Files.write_atomically(os.path.join(root, file), Patterns.pattern_bytes(old['Mel'] + 1, old['Speaker'], 'SYN'))
-    store, reason = Pattern_Store.open_store(root)
+    old = patterns.load_pickle(os.path.join(root, file))
+    atomic_files.write_atomically(os.path.join(root, file), patterns.pattern_bytes(old['Mel'] + 1, old['Speaker'], 'SYN'))
+    store, reason = pattern_store.open_store(root)
     assert store is None and reason.endswith('were added, removed or rewritten since packing; '
                                              'update it with: python Pattern_Generate.py --pack')
     assert os.path.join(root, 'SYN') in reason
-    assert Pattern_Store.pack(root, **QUIET)['packed'] == 1
+    assert pattern_store.pack(root, **QUIET)['packed'] == 1
     assert_store_equals_pickles(root)
     # A pattern added, then the metadata rebuilt.
-    Atomic_Files.write_atomically(os.path.join(root, 'SYN', 'SYN.S0000.extra.PICKLE'),
-                              Patterns.pattern_bytes(np.zeros((70, 80), np.float32), 'S0000', 'SYN'))
+    atomic_files.write_atomically(os.path.join(root, 'SYN', 'SYN.S0000.extra.PICKLE'),
+                              patterns.pattern_bytes(np.zeros((70, 80), np.float32), 'S0000', 'SYN'))
     rebuild_metadata(root)
-    assert 'METADATA.PICKLE changed since packing' in Pattern_Store.open_store(root)[1]
-    assert Pattern_Store.pack(root, **QUIET) == {'patterns': 31, 'packed': 1, 'reused': 30}
+    assert 'METADATA.PICKLE changed since packing' in pattern_store.open_store(root)[1]
+    assert pattern_store.pack(root, **QUIET) == {'patterns': 31, 'packed': 1, 'reused': 30}
     assert_store_equals_pickles(root)
     # Patterns removed: the store follows, and compacts a part that is mostly dead.
     for file in metadata['File_List'][:20]:
         os.remove(os.path.join(root, file))
     rebuild_metadata(root)
-    assert Pattern_Store.open_store(root)[0] is None
-    counts = Pattern_Store.pack(root, **QUIET)
+    assert pattern_store.open_store(root)[0] is None
+    counts = pattern_store.pack(root, **QUIET)
     assert counts['patterns'] == 11 and counts['packed'] == 10          # the big part was 1/3 alive: repacked
     assert_store_equals_pickles(root)
-    assert len(os.listdir(Pattern_Store.store_folder(root))) == 6       # 2 parts, their rows, index, manifest
+    assert len(os.listdir(pattern_store.store_folder(root))) == 6       # 2 parts, their rows, index, manifest
 
 
 def test_a_pattern_whose_metadata_is_out_of_date_stops_the_build(root):
-    file = Patterns.load_metadata(root, 'METADATA.PICKLE')['File_List'][0]
-    Atomic_Files.write_atomically(os.path.join(root, file), Patterns.pattern_bytes(np.zeros((33, 80), np.float32), 'S0000', 'SYN'))
-    with pytest.raises(Pattern_Store.StoreError, match=r'mel of shape \(33, 80\).*the metadata is out of date'):
-        Pattern_Store.pack(root, **QUIET)
+    file = patterns.load_metadata(root, 'METADATA.PICKLE')['File_List'][0]
+    atomic_files.write_atomically(os.path.join(root, file), patterns.pattern_bytes(np.zeros((33, 80), np.float32), 'S0000', 'SYN'))
+    with pytest.raises(pattern_store.StoreError, match=r'mel of shape \(33, 80\).*the metadata is out of date'):
+        pattern_store.pack(root, **QUIET)
     os.remove(os.path.join(root, file))
-    with pytest.raises(Pattern_Store.StoreError, match='listed in .*METADATA.PICKLE but missing'):
-        Pattern_Store.pack(root, **QUIET)
+    with pytest.raises(pattern_store.StoreError, match='listed in .*METADATA.PICKLE but missing'):
+        pattern_store.pack(root, **QUIET)
 
 
 @pytest.fixture
@@ -165,39 +160,39 @@ def hp_file(root, tmp_path):
 
 
 def test_pattern_generate_pack(root, hp_file, capsys):
-    assert Pattern_Generate.main(['-hp', hp_file, '--pack', '--shard', '0/2']) == 0
-    assert Pattern_Generate.main(['-hp', hp_file, '--pack', '--shard', '1/2']) == 0
-    assert Pattern_Generate.main(['-hp', hp_file, '--pack']) == 0
+    assert pattern_generate.main(['-hp', hp_file, '--pack', '--shard', '0/2']) == 0
+    assert pattern_generate.main(['-hp', hp_file, '--pack', '--shard', '1/2']) == 0
+    assert pattern_generate.main(['-hp', hp_file, '--pack']) == 0
     output = capsys.readouterr().out
     assert 'no-eval: no METADATA.PICKLE, nothing to pack' in output
     assert '30 patterns' in output and '0 packed now, 30 reused' in output
     assert_store_equals_pickles(root)
     with pytest.raises(SystemExit):
-        Pattern_Generate.main(['-hp', hp_file, '-vctk', root, '--pack', '--shard', '0/2'])
+        pattern_generate.main(['-hp', hp_file, '-vctk', root, '--pack', '--shard', '0/2'])
     assert '--pack --shard K/N packs a share of finished patterns' in capsys.readouterr().err
-    file = Patterns.load_metadata(root, 'METADATA.PICKLE')['File_List'][0]
+    file = patterns.load_metadata(root, 'METADATA.PICKLE')['File_List'][0]
     with open(os.path.join(root, file), 'wb') as stream:
         stream.write(b'not a pickle')
-    os.remove(os.path.join(root, Patterns.RECORDS_FOLDER, os.listdir(os.path.join(root, Patterns.RECORDS_FOLDER))[0]))
-    assert Pattern_Generate.main(['-hp', hp_file, '--pack']) == 0     # the metadata is rebuilt without it
+    os.remove(os.path.join(root, patterns.RECORDS_FOLDER, os.listdir(os.path.join(root, patterns.RECORDS_FOLDER))[0]))
+    assert pattern_generate.main(['-hp', hp_file, '--pack']) == 0     # the metadata is rebuilt without it
     assert 'left out of the metadata' in capsys.readouterr().out
-    assert len(Pattern_Store.open_store(root)[0]) == 29
+    assert len(pattern_store.open_store(root)[0]) == 29
 
 
 def batches(dataset, workers: int) -> list:
     """Three epochs of 2 batches of 3 speakers."""
     torch.manual_seed(7)
-    loader = Datasets.make_loader(dataset, Datasets.TrainCollater(50, 90), 3, num_workers=workers, training=True)
+    loader = datasets.make_loader(dataset, datasets.TrainCollater(50, 90), 3, num_workers=workers, training=True)
     return [batch.mels for _ in range(3) for batch in loader]
 
 
 @pytest.mark.parametrize('workers', [0, 2])
 def test_store_and_pickles_make_the_same_batches(root, workers):
-    Pattern_Store.pack(root, **QUIET)
-    metadata = Patterns.load_metadata(root, 'METADATA.PICKLE')
-    store, _ = Pattern_Store.open_store(root)
-    from_store = batches(Datasets.SpeakerDataset(root, metadata, 4, store=store), workers)
-    from_pickles = batches(Datasets.SpeakerDataset(root, metadata, 4), workers)
+    pattern_store.pack(root, **QUIET)
+    metadata = patterns.load_metadata(root, 'METADATA.PICKLE')
+    store, _ = pattern_store.open_store(root)
+    from_store = batches(datasets.SpeakerDataset(root, metadata, 4, store=store), workers)
+    from_pickles = batches(datasets.SpeakerDataset(root, metadata, 4), workers)
     assert len(from_store) == 6 and len({batch.shape[2] for batch in from_store}) > 1
     for packed, pickled in zip(from_store, from_pickles):
         assert torch.equal(packed, pickled)
@@ -211,20 +206,20 @@ def test_training_reads_the_store_only_when_current_and_wanted(root, tmp_path):
     hp.Train.Num_Workers, hp.Device = 0, '-1'
     hp.Checkpoint_Path, hp.Log_Path = str(tmp_path / 'Checkpoint'), str(tmp_path / 'Log')
 
-    def trainer_source(**train):
-        for key, value in train.items():
+    def trainer_source(**settings):
+        for key, value in settings.items():
             setattr(hp.Train, key, value)
         messages = []
-        trainer = Train.Trainer(hp, log=messages.append)
+        trainer = train.Trainer(hp, log=messages.append)
         trainer.writer.close()
         return trainer.train_dataset.store is not None, messages
 
     assert trainer_source(Use_Packed_Store=True)[0] is False            # no store yet: pickles, no complaint
-    Pattern_Store.pack(root, **QUIET)
+    pattern_store.pack(root, **QUIET)
     uses_store, messages = trainer_source()
     assert uses_store and any(message.endswith('reading its packed store') for message in messages)
     assert trainer_source(Use_Packed_Store=False)[0] is False
-    file = Patterns.load_metadata(root, 'METADATA.PICKLE')['File_List'][0]
+    file = patterns.load_metadata(root, 'METADATA.PICKLE')['File_List'][0]
     os.remove(os.path.join(root, file))
     rebuild_metadata(root)
     uses_store, messages = trainer_source(Use_Packed_Store=True)

@@ -5,9 +5,8 @@ import pickle
 import numpy as np
 import pytest
 
-import Atomic_Files
-import Patterns
-from Hyper_Parameters import load_hyper_parameters
+from ge2e_speaker import atomic_files, patterns
+from ge2e_speaker.hyper_parameters import load_hyper_parameters
 
 SOUND = load_hyper_parameters('Hyper_Parameter.yaml').Sound
 
@@ -24,8 +23,8 @@ def test_a_crafted_pickle_runs_nothing(tmp_path):
     marker = tmp_path / 'pwned'
     path = tmp_path / 'VCTK.P225.evil.PICKLE'
     path.write_bytes(pickle.dumps({'Mel': _RunsCode(marker), 'Speaker': 'P225', 'Dataset': 'VCTK'}))
-    with pytest.raises(Patterns.UnsafePickleError) as error:
-        Patterns.load_pickle(str(path))
+    with pytest.raises(patterns.UnsafePickleError) as error:
+        patterns.load_pickle(str(path))
     assert str(path) in str(error.value) and 'system' in str(error.value)
     assert not marker.exists()
 
@@ -35,18 +34,18 @@ def test_seed_written_pattern_and_metadata_load(tmp_path):
     mel = np.random.default_rng(0).uniform(-4, 4, (150, 80)).astype(np.float32)
     seed_pattern = tmp_path / 'p.PICKLE'
     seed_pattern.write_bytes(pickle.dumps({'Mel': mel, 'Speaker': 'P225', 'Dataset': 'VCTK'}, protocol=4))
-    loaded = Patterns.load_pickle(str(seed_pattern))
+    loaded = patterns.load_pickle(str(seed_pattern))
     np.testing.assert_array_equal(loaded['Mel'], mel)
     metadata = {'Sample_Rate': 16000, 'File_List_by_Speaker_Dict': {('VCTK', 'P225'): ['VCTK/p.PICKLE']},
                 'Mel_Length_Dict': {'VCTK/p.PICKLE': np.int64(150)}}
     seed_metadata = tmp_path / 'METADATA.PICKLE'
     seed_metadata.write_bytes(pickle.dumps(metadata, protocol=4))
-    assert Patterns.load_pickle(str(seed_metadata)) == metadata
+    assert patterns.load_pickle(str(seed_metadata)) == metadata
 
 
 def test_our_pattern_is_the_seed_format():
     mel = np.ones((70, 80), np.float32)
-    data = Patterns.pattern_bytes(mel, 'p225', 'VCTK')
+    data = patterns.pattern_bytes(mel, 'p225', 'VCTK')
     assert data[:2] == b'\x80\x04'   # pickle protocol 4
     pattern = pickle.loads(data)     # a plain unpickler (the seed's) reads it
     assert set(pattern) == {'Mel', 'Speaker', 'Dataset'} and pattern['Speaker'] == 'P225'
@@ -54,10 +53,10 @@ def test_our_pattern_is_the_seed_format():
 
 
 def _write_pattern(root, dataset, speaker, stem, frames, record=None):
-    file = f'{dataset}/{Patterns.pattern_name(dataset, speaker, stem)}'
+    file = f'{dataset}/{patterns.pattern_name(dataset, speaker, stem)}'
     os.makedirs(os.path.join(root, dataset), exist_ok=True)
-    written = Atomic_Files.write_atomically(os.path.join(root, file),
-                                            Patterns.pattern_bytes(np.zeros((frames, 80), np.float32), speaker, dataset))
+    written = atomic_files.write_atomically(os.path.join(root, file),
+                                            patterns.pattern_bytes(np.zeros((frames, 80), np.float32), speaker, dataset))
     if record is not None:
         record.add(file, dataset, speaker.upper(), frames, written)
     return file
@@ -65,15 +64,15 @@ def _write_pattern(root, dataset, speaker, stem, frames, record=None):
 
 def test_metadata_from_records_and_scan_agree(tmp_path):
     recorded_root, scanned_root = str(tmp_path / 'a'), str(tmp_path / 'b')
-    writer = Patterns.RecordWriter(recorded_root)
+    writer = patterns.RecordWriter(recorded_root)
     for root, record in ((recorded_root, writer), (scanned_root, None)):
         for speaker, count in (('p225', 3), ('p226', 2)):
             for index in range(count):
                 _write_pattern(root, 'VCTK', speaker, f'{speaker}_{index:03d}', 70 + index, record)
         _write_pattern(root, 'CMUA', 'bdl', 'arctic_a0001', 99, record)
     writer.close()
-    recorded = Patterns.build_metadata(recorded_root, SOUND, log=lambda line: None)
-    scanned = Patterns.build_metadata(scanned_root, SOUND, log=lambda line: None)
+    recorded = patterns.build_metadata(recorded_root, SOUND, log=lambda line: None)
+    scanned = patterns.build_metadata(scanned_root, SOUND, log=lambda line: None)
     assert recorded == scanned
     assert recorded['File_List'] == sorted(recorded['File_List']) and len(recorded['File_List']) == 6
     assert recorded['File_List_by_Speaker_Dict'][('VCTK', 'P225')] == [
@@ -82,31 +81,31 @@ def test_metadata_from_records_and_scan_agree(tmp_path):
     assert recorded['Dataset_Dict']['CMUA/CMUA.BDL.arctic_a0001.PICKLE'] == 'CMUA'
     assert recorded['Sample_Rate'] == 16000 and recorded['Mel_Dim'] == 80
     # A rebuild never counts the metadata file itself as a pattern (the seed's bug).
-    assert Patterns.build_metadata(recorded_root, SOUND, log=lambda line: None) == recorded
+    assert patterns.build_metadata(recorded_root, SOUND, log=lambda line: None) == recorded
 
 
 def test_metadata_skips_a_damaged_pattern_and_drops_deleted_ones(tmp_path):
     root = str(tmp_path)
-    writer = Patterns.RecordWriter(root)
+    writer = patterns.RecordWriter(root)
     kept = _write_pattern(root, 'VCTK', 'p225', 'a', 80, writer)
     deleted = _write_pattern(root, 'VCTK', 'p225', 'b', 80, writer)
     writer.close()
     os.remove(os.path.join(root, deleted))
     damaged = os.path.join(root, 'VCTK', 'VCTK.P225.c.PICKLE')
     with open(damaged, 'wb') as stream:
-        stream.write(Patterns.pattern_bytes(np.zeros((80, 80), np.float32), 'p225', 'VCTK')[:100])
+        stream.write(patterns.pattern_bytes(np.zeros((80, 80), np.float32), 'p225', 'VCTK')[:100])
     lines = []
-    metadata = Patterns.build_metadata(root, SOUND, log=lines.append)
+    metadata = patterns.build_metadata(root, SOUND, log=lines.append)
     assert metadata['File_List'] == [kept]
     assert any(damaged in line and 'not a readable pickle' in line for line in lines)
     assert '1 unreadable or malformed' in lines[-1]
 
 
 def test_load_metadata_explains_what_to_do(tmp_path):
-    with pytest.raises(Patterns.MetadataError, match='Pattern_Generate.py'):
-        Patterns.load_metadata(str(tmp_path), 'METADATA.PICKLE')
-    Patterns.build_metadata(str(tmp_path), SOUND, log=lambda line: None)
+    with pytest.raises(patterns.MetadataError, match='Pattern_Generate.py'):
+        patterns.load_metadata(str(tmp_path), 'METADATA.PICKLE')
+    patterns.build_metadata(str(tmp_path), SOUND, log=lambda line: None)
     other = load_hyper_parameters('Hyper_Parameter.yaml').Sound
     other.Sample_Rate = 22050
-    with pytest.raises(Patterns.MetadataError, match='Sample_Rate = 16000'):
-        Patterns.load_metadata(str(tmp_path), 'METADATA.PICKLE', other)
+    with pytest.raises(patterns.MetadataError, match='Sample_Rate = 16000'):
+        patterns.load_metadata(str(tmp_path), 'METADATA.PICKLE', other)

@@ -10,10 +10,8 @@ import time
 import pytest
 import torch
 
-import Checkpoints
-import Runtime
-import Train
-from Hyper_Parameters import load_hyper_parameters
+from ge2e_speaker import checkpoints, runtime, train
+from ge2e_speaker.hyper_parameters import load_hyper_parameters
 from fixtures.settings import save_hyper_parameters
 from fixtures.patterns import write_pattern_corpus
 
@@ -38,7 +36,7 @@ def corpus(tmp_path_factory):
     return root
 
 
-def tiny_hp(corpus, run, **train):
+def tiny_hp(corpus, run, **train_settings):
     """The project's hyper-parameters with a 32-unit encoder and small batches."""
     hp = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml'))
     hp.Encoder.LSTM.Sizes, hp.Encoder.Embedding_Size = 32, 32
@@ -53,7 +51,7 @@ def tiny_hp(corpus, run, **train):
     hp.Train.Checkpoint_Save_Interval, hp.Train.Evaluation_Interval = 5, 1000
     hp.Train.Initial_Inference = False
     hp.Checkpoint_Path, hp.Log_Path, hp.Device = str(run / 'Checkpoint'), str(run / 'Log'), '-1'
-    for key, value in train.items():
+    for key, value in train_settings.items():
         setattr(hp.Train, key, value)
     return hp
 
@@ -87,7 +85,7 @@ def test_short_training_lowers_the_loss_and_separates_speakers(corpus, tmp_path)
     hp = tiny_hp(corpus, tmp_path, Max_Step=80, Logging_Interval=20, Checkpoint_Save_Interval=40,
                  Evaluation_Interval=80, Initial_Inference=True, Num_Workers=1)
     messages = []
-    trainer = Train.train(hp, log=messages.append)
+    trainer = train.train(hp, log=messages.append)
     assert trainer.outcome == 'finished' and trainer.steps == 80
     scalars = read_scalars(hp.Log_Path)
     train_loss = [value for _, value in scalars['train/loss']]
@@ -107,7 +105,7 @@ def test_short_training_lowers_the_loss_and_separates_speakers(corpus, tmp_path)
     assert sorted(os.listdir(hp.Checkpoint_Path)) == ['Hyper_Parameter.yaml', 'S_40.pkl', 'S_80.pkl']
     assert load_hyper_parameters(os.path.join(hp.Checkpoint_Path, 'Hyper_Parameter.yaml')).Train.Max_Step == 80
 
-    state = Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, 80))
+    state = checkpoints.load_checkpoint(checkpoints.checkpoint_file(hp.Checkpoint_Path, 80))
     assert set(state) == {'Model', 'Optimizer', 'Scheduler', 'Steps', 'Epochs', 'Loss', 'Hyper_Parameters'}
     assert state['Hyper_Parameters']['Encoder']['LSTM']['Sizes'] == 32 and state['Hyper_Parameters']['Train']['Max_Step'] == 80
     assert state['Steps'] == 80 and state['Epochs'] == 26                                  # 3 batches an epoch
@@ -123,13 +121,13 @@ def trained(corpus, tmp_path_factory):
     run = tmp_path_factory.mktemp('run')
     hp = tiny_hp(corpus, run)
     hp.Train.Learning_Rate.Decay_Step, hp.Train.Learning_Rate.Decay_Rate = 3, 0.5
-    trainer = Train.train(hp, log=lambda message: None)
+    trainer = train.train(hp, log=lambda message: None)
     return hp, trainer
 
 
 def test_resume_continues_exactly(trained):
     hp, finished = trained
-    resumed = Train.Trainer(hp, resume_step=10, log=lambda message: None)
+    resumed = train.Trainer(hp, resume_step=10, log=lambda message: None)
     assert (resumed.steps, resumed.epochs) == (10, finished.epochs)
     assert resumed.scheduler.get_last_lr() == finished.scheduler.get_last_lr() == [1e-2 * 0.5 ** 3]
     assert resumed.loss.w.item() == finished.loss.w.item() and resumed.loss.b.item() == finished.loss.b.item()
@@ -146,17 +144,17 @@ def test_resume_continues_exactly(trained):
 def test_resume_from_a_missing_checkpoint_lists_those_there(trained, tmp_path):
     hp, _ = trained
     save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
-    assert Train.main(['-hp', str(tmp_path / 'hp.yaml'), '-s', '7']) == 1
-    assert Checkpoints.missing_checkpoint_message(hp.Checkpoint_Path, 7) == (
+    assert train.main(['-hp', str(tmp_path / 'hp.yaml'), '-s', '7']) == 1
+    assert checkpoints.missing_checkpoint_message(hp.Checkpoint_Path, 7) == (
         f'{hp.Checkpoint_Path}/S_7.pkl: no such checkpoint; checkpoints there: S_5.pkl, S_10.pkl '
         f'(resume the last with -s 10)')
-    assert 'no checkpoints there' in Checkpoints.missing_checkpoint_message(str(tmp_path / 'nothing'), 7)
+    assert 'no checkpoints there' in checkpoints.missing_checkpoint_message(str(tmp_path / 'nothing'), 7)
 
 
 def test_a_seed_checkpoint_resumes(corpus, tmp_path):
     """The seed saved no w and b, and its optimiser knew only the encoder's parameters."""
     hp = tiny_hp(corpus, tmp_path)
-    seed = Train.Trainer(hp, log=lambda message: None)
+    seed = train.Trainer(hp, log=lambda message: None)
     optimizer = torch.optim.RAdam(seed.encoder.parameters(), lr=1e-3, eps=1e-7)
     seed.encoder(torch.randn(2, 80, 30)).sum().backward()
     optimizer.step()
@@ -165,9 +163,9 @@ def test_a_seed_checkpoint_resumes(corpus, tmp_path):
         parameter_state['step'] = int(parameter_state['step'])                  # the seed's RAdam kept ints
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 10000, 0.5)
     torch.save({'Model': seed.encoder.state_dict(), 'Optimizer': optimizer_state, 'Scheduler': scheduler.state_dict(),
-                'Steps': 7, 'Epochs': 2}, Checkpoints.checkpoint_file(hp.Checkpoint_Path, 7))
+                'Steps': 7, 'Epochs': 2}, checkpoints.checkpoint_file(hp.Checkpoint_Path, 7))
     messages = []
-    resumed = Train.Trainer(hp, resume_step=7, log=messages.append)
+    resumed = train.Trainer(hp, resume_step=7, log=messages.append)
     assert (resumed.steps, resumed.epochs) == (7, 2) and resumed.loss.w.item() == 10.0
     assert any("no GE2E w and b" in message for message in messages)
     loss, _ = resumed.train_step(next(iter(resumed.train_loader)).mels)
@@ -179,35 +177,35 @@ def test_a_seed_checkpoint_resumes(corpus, tmp_path):
 def test_init_fine_tunes_from_another_runs_checkpoint(trained, corpus, tmp_path):
     """--init: the other run's encoder, w and b at step 0, a fresh optimiser and schedule, its own folder."""
     hp, _ = trained
-    source = Checkpoints.checkpoint_file(hp.Checkpoint_Path, 10)
+    source = checkpoints.checkpoint_file(hp.Checkpoint_Path, 10)
     new_hp = tiny_hp(corpus, tmp_path, Max_Step=3)
     save_hyper_parameters(new_hp, str(tmp_path / 'hp.yaml'))
     messages = []
-    tuned = Train.Trainer(new_hp, log=messages.append, init_checkpoint=source)
+    tuned = train.Trainer(new_hp, log=messages.append, init_checkpoint=source)
     assert tuned.steps == 0 and tuned.epochs == 0
-    saved = Checkpoints.load_checkpoint(source)
+    saved = checkpoints.load_checkpoint(source)
     for name, tensor in saved['Model'].items():
         torch.testing.assert_close(tuned.encoder.state_dict()[name], tensor, rtol=0, atol=0)
     assert tuned.loss.w.item() == saved['Loss']['w'].item() and tuned.loss.b.item() == saved['Loss']['b'].item()
     assert tuned.optimizer.state_dict()['state'] == {} and tuned.scheduler.get_last_lr() == [1e-2]
     assert any(f'Fine-tuning from {source} (its step 10)' in message for message in messages)
     tuned.writer.close()
-    assert Train.main(['-hp', str(tmp_path / 'hp.yaml'), '--init', source]) == 0
+    assert train.main(['-hp', str(tmp_path / 'hp.yaml'), '--init', source]) == 0
     assert sorted(os.listdir(new_hp.Checkpoint_Path)) == ['Hyper_Parameter.yaml', 'S_3.pkl']
-    assert Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(new_hp.Checkpoint_Path, 3))['Steps'] == 3
+    assert checkpoints.load_checkpoint(checkpoints.checkpoint_file(new_hp.Checkpoint_Path, 3))['Steps'] == 3
 
 
 def test_init_from_a_seed_layout_checkpoint(corpus, tmp_path):
     """A seed checkpoint: 'Model' saved through DataParallel ('module.' names), no w and b."""
     hp = tiny_hp(corpus, tmp_path)
-    donor = Train.Trainer(hp, log=lambda message: None)
+    donor = train.Trainer(hp, log=lambda message: None)
     torch.nn.init.normal_(donor.encoder.layer_Dict['Linear'].weight)
     path = str(tmp_path / 'seed' / 'S_100000.pkl')
     os.makedirs(os.path.dirname(path))
     torch.save({'Model': {f'module.{name}': tensor for name, tensor in donor.encoder.state_dict().items()},
                 'Steps': 100000, 'Epochs': 9}, path)
     messages = []
-    tuned = Train.Trainer(tiny_hp(corpus, tmp_path / 'tuned'), log=messages.append, init_checkpoint=path)
+    tuned = train.Trainer(tiny_hp(corpus, tmp_path / 'tuned'), log=messages.append, init_checkpoint=path)
     torch.testing.assert_close(tuned.encoder.layer_Dict['Linear'].weight, donor.encoder.layer_Dict['Linear'].weight)
     assert tuned.steps == 0 and tuned.loss.w.item() == 10.0
     assert any('no w and b in it' in message for message in messages)
@@ -220,13 +218,13 @@ def test_init_with_another_shape_or_with_s_says_what_to_do(trained, corpus, tmp_
     other = tiny_hp(corpus, tmp_path)
     other.Encoder.LSTM.Sizes = 48
     save_hyper_parameters(other, str(tmp_path / 'hp.yaml'))
-    source = Checkpoints.checkpoint_file(hp.Checkpoint_Path, 10)
-    assert Train.main(['-hp', str(tmp_path / 'hp.yaml'), '--init', source]) == 1
+    source = checkpoints.checkpoint_file(hp.Checkpoint_Path, 10)
+    assert train.main(['-hp', str(tmp_path / 'hp.yaml'), '--init', source]) == 1
     error = capsys.readouterr().err
     assert error.startswith(f'Train.py: --init {source}: ') and 'Encoder.LSTM.Sizes 48' in error
     assert 'Traceback' not in error
     with pytest.raises(SystemExit):
-        Train.main(['-hp', str(tmp_path / 'hp.yaml'), '--init', source, '-s', '5'])
+        train.main(['-hp', str(tmp_path / 'hp.yaml'), '--init', source, '-s', '5'])
     assert '-s resumes this run and --init starts a new one' in capsys.readouterr().err
 
 
@@ -234,7 +232,7 @@ def test_too_few_speakers_stops_with_a_how_to(corpus, tmp_path, capsys):
     hp = tiny_hp(corpus, tmp_path)
     hp.Train.Batch.Train.Speaker = 20
     save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
-    assert Train.main(['-hp', str(tmp_path / 'hp.yaml')]) == 1
+    assert train.main(['-hp', str(tmp_path / 'hp.yaml')]) == 1
     error = capsys.readouterr().err
     assert error.count('\n') == 1 and 'Traceback' not in error
     assert '12 speakers have at least 4 patterns' in error
@@ -245,10 +243,10 @@ def test_missing_training_metadata_stops_with_a_how_to(corpus, tmp_path, capsys)
     hp = tiny_hp(corpus, tmp_path)
     hp.Train.Train_Pattern.Path = str(tmp_path / 'nowhere')
     save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
-    assert Train.main(['-hp', str(tmp_path / 'hp.yaml')]) == 1
+    assert train.main(['-hp', str(tmp_path / 'hp.yaml')]) == 1
     error = capsys.readouterr().err
     assert 'nowhere/METADATA.PICKLE: no metadata file' in error and 'Pattern_Generate.py' in error
-    assert Train.main(['-hp', str(tmp_path / 'missing.yaml')]) == 1
+    assert train.main(['-hp', str(tmp_path / 'missing.yaml')]) == 1
     assert 'no such hyper-parameter file' in capsys.readouterr().err
 
 
@@ -256,7 +254,7 @@ def test_missing_evaluation_metadata_trains_without_evaluation(corpus, tmp_path)
     hp = tiny_hp(corpus, tmp_path, Max_Step=2, Initial_Inference=True, Evaluation_Interval=1)
     hp.Train.Eval_Pattern.Path = str(tmp_path / 'no-eval')
     messages = []
-    trainer = Train.train(hp, log=messages.append)
+    trainer = train.train(hp, log=messages.append)
     assert trainer.outcome == 'finished' and trainer.steps == 2
     assert any('no metadata file' in message and 'without evaluation' in message for message in messages)
     assert not os.path.exists(os.path.join(hp.Log_Path, 'Figures'))
@@ -266,7 +264,7 @@ def test_missing_evaluation_metadata_trains_without_evaluation(corpus, tmp_path)
 def test_non_finite_losses_are_skipped_and_ten_in_a_row_stop(corpus, tmp_path, loss_scaling):
     hp = tiny_hp(corpus, tmp_path, Max_Step=4, Checkpoint_Save_Interval=1000)
     messages = []
-    trainer = Train.Trainer(hp, log=messages.append)
+    trainer = train.Trainer(hp, log=messages.append)
     if loss_scaling:            # as with Mixed_Precision on CUDA, here on the CPU
         trainer.scaler = torch.amp.GradScaler('cpu', enabled=True)
     compute = trainer.loss.forward
@@ -279,7 +277,7 @@ def test_non_finite_losses_are_skipped_and_ten_in_a_row_stop(corpus, tmp_path, l
 
     trainer.loss.forward = sometimes_nan
     before = [parameter.clone() for parameter in trainer.encoder.parameters()]
-    with pytest.raises(Train.TrainingError) as error:
+    with pytest.raises(train.TrainingError) as error:
         trainer.run()
     assert 'not finite in 10 steps in a row' in str(error.value) and 'no checkpoint was written' in str(error.value)
     assert trainer.steps == 3 and trainer.nonfinite.skipped == 11          # call 2 and calls 5-14 were skipped
@@ -310,10 +308,10 @@ def test_ctrl_c_saves_and_exits_cleanly(corpus, tmp_path):
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr
     assert 'Traceback' not in stderr
-    steps = Checkpoints.list_checkpoints(hp.Checkpoint_Path)
+    steps = checkpoints.list_checkpoints(hp.Checkpoint_Path)
     assert len(steps) == 1 and steps[0] > 0
     assert f'SIGINT: stopped at step {steps[0]}; resume with: python Train.py -hp {tmp_path}/hp.yaml -s {steps[0]}' in stdout
-    assert Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, steps[0]))['Steps'] == steps[0]
+    assert checkpoints.load_checkpoint(checkpoints.checkpoint_file(hp.Checkpoint_Path, steps[0]))['Steps'] == steps[0]
 
 
 def test_two_processes_with_gloo(corpus, tmp_path):
@@ -325,8 +323,8 @@ def test_two_processes_with_gloo(corpus, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count('Run directory') == 1          # only rank 0 logs
     assert result.stdout.count('Finished training at step 6') == 1
-    assert Checkpoints.list_checkpoints(hp.Checkpoint_Path) == [3, 6]
-    state = Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, 6))
+    assert checkpoints.list_checkpoints(hp.Checkpoint_Path) == [3, 6]
+    state = checkpoints.load_checkpoint(checkpoints.checkpoint_file(hp.Checkpoint_Path, 6))
     assert all(key.startswith('layer_Dict.') for key in state['Model'])     # no 'module.' prefix
     assert state['Loss']['w'].item() != 10.0
     assert os.path.isfile(os.path.join(hp.Log_Path, 'Figures', 'S6_multi.png'))
@@ -340,30 +338,30 @@ def test_two_processes_with_gloo(corpus, tmp_path):
 
 def test_device_falls_back_to_the_cpu_with_a_warning():
     messages = []
-    assert Checkpoints.select_device('-1', warn=messages.append) == torch.device('cpu') and not messages
-    assert Checkpoints.select_device('0', requested='cpu', warn=messages.append) == torch.device('cpu') and not messages
+    assert checkpoints.select_device('-1', warn=messages.append) == torch.device('cpu') and not messages
+    assert checkpoints.select_device('0', requested='cpu', warn=messages.append) == torch.device('cpu') and not messages
     if not torch.cuda.is_available():
-        assert Checkpoints.select_device('0', local_rank=0, warn=messages.append) == torch.device('cpu')
+        assert checkpoints.select_device('0', local_rank=0, warn=messages.append) == torch.device('cpu')
         assert "Device is '0' but CUDA is not available" in messages[0]
 
 
-@pytest.mark.skipif(not Runtime.cpu_has_bfloat16(), reason='this CPU has no native bfloat16')
+@pytest.mark.skipif(not runtime.cpu_has_bfloat16(), reason='this CPU has no native bfloat16')
 def test_mixed_precision_on_the_cpu_trains_in_bfloat16(corpus, tmp_path):
     hp = tiny_hp(corpus, tmp_path, Max_Step=6, Checkpoint_Save_Interval=6, Mixed_Precision=True)
-    trainer = Train.train(hp, log=lambda message: None)
+    trainer = train.train(hp, log=lambda message: None)
     assert trainer.mixed_precision and trainer.autocast_dtype == torch.bfloat16 and not trainer.scaler.is_enabled()
-    state = Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, 6))
+    state = checkpoints.load_checkpoint(checkpoints.checkpoint_file(hp.Checkpoint_Path, 6))
     assert 'Scaler' not in state and all(value.dtype == torch.float32 for value in state['Model'].values())
     assert all(torch.isfinite(value).all() for value in state['Model'].values())
 
 
 @pytest.mark.parametrize('native_bfloat16', [False, True])
 def test_a_cpu_without_bfloat16_trains_in_float32_with_the_chosen_counts(corpus, tmp_path, monkeypatch, native_bfloat16):
-    monkeypatch.setattr(Train.Runtime, 'cpu_has_bfloat16', lambda: native_bfloat16)
-    monkeypatch.setattr(Train.Cpu_Defaults, 'usable_cores', lambda: 2)
+    monkeypatch.setattr(train.runtime, 'cpu_has_bfloat16', lambda: native_bfloat16)
+    monkeypatch.setattr(train.cpu_defaults, 'usable_cores', lambda: 2)
     messages = []
     hp = tiny_hp(corpus, tmp_path, Max_Step=1, Mixed_Precision=True, Num_Workers='auto')
-    trainer = Train.Trainer(hp, log=messages.append)
+    trainer = train.Trainer(hp, log=messages.append)
     assert trainer.mixed_precision is native_bfloat16
     assert trainer.num_workers == 0 and trainer.train_loader.num_workers == 0
     assert any(f'CPU training in {"bfloat16" if native_bfloat16 else "float32"}' in message for message in messages)

@@ -14,9 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-import Checkpoints
-import Datasets
-import Train
+from ge2e_speaker import checkpoints, datasets, train
 from fixtures.folders import fill, read_only_folder, small_file_system
 from fixtures.patterns import write_pattern_corpus
 from fixtures.settings import save_hyper_parameters
@@ -36,7 +34,7 @@ def finished(corpus, tmp_path_factory):
     """A 10-step run with checkpoints S_5 and S_10, and its settings file."""
     run = tmp_path_factory.mktemp('finished')
     hp = tiny_hp(corpus, run)
-    Train.train(hp, log=lambda message: None)
+    train.train(hp, log=lambda message: None)
     save_hyper_parameters(hp, str(run / 'hp.yaml'))
     return hp, str(run / 'hp.yaml')
 
@@ -54,7 +52,7 @@ def folder_state(folder: str) -> dict:
 def test_a_new_run_refuses_a_folder_with_another_runs_checkpoints(finished, tmp_path):
     hp, settings = finished
     before = folder_state(hp.Checkpoint_Path)
-    for extra in ([], ['--init', Checkpoints.checkpoint_file(hp.Checkpoint_Path, 10)]):
+    for extra in ([], ['--init', checkpoints.checkpoint_file(hp.Checkpoint_Path, 10)]):
         result = run_script(['Train.py', '-hp', settings] + extra)
         assert result.returncode == 1
         assert one_line(result) == (
@@ -87,7 +85,7 @@ def test_resume_from_a_bad_checkpoint_is_one_line(corpus, finished, tmp_path, ki
     run = tmp_path / 'run'
     shutil.copytree(os.path.dirname(hp.Checkpoint_Path), run, ignore=shutil.ignore_patterns('Log'))
     mine = tiny_hp(corpus, run)
-    path = Checkpoints.checkpoint_file(mine.Checkpoint_Path, 10)
+    path = checkpoints.checkpoint_file(mine.Checkpoint_Path, 10)
     good = open(path, 'rb').read()
     expected = {'truncated': 'truncated or damaged', 'foreign': 'not a torch.save file',
                 'not resumable': 'cannot be resumed', 'wrong shape': 'Encoder.LSTM.Sizes 48',
@@ -107,7 +105,7 @@ def test_resume_from_a_bad_checkpoint_is_one_line(corpus, finished, tmp_path, ki
     line = one_line(result)
     assert result.returncode == 1 and line.startswith(f'Train.py: {path}: ') and expected in line, line
     assert 'weights_only' not in result.stderr and not (tmp_path / 'ran').exists()
-    assert Checkpoints.list_checkpoints(mine.Checkpoint_Path) == [5, 10]          # nothing written
+    assert checkpoints.list_checkpoints(mine.Checkpoint_Path) == [5, 10]          # nothing written
 
 
 def spoil(root: str, file: str, how: str) -> None:
@@ -131,7 +129,7 @@ def test_unusable_patterns_are_named_once_and_skipped(corpus, tmp_path, workers)
     hp = tiny_hp(corpus, tmp_path, Max_Step=30, Checkpoint_Save_Interval=30, Num_Workers=workers)
     hp.Train.Train_Pattern.Path = str(tmp_path / 'Train')
     messages = []
-    trainer = Train.train(hp, log=messages.append)
+    trainer = train.train(hp, log=messages.append)
     assert trainer.outcome == 'finished' and trainer.steps == 30
     skipped = [message for message in messages if message.startswith('Skipped a pattern: ')]
     assert len(skipped) == 3
@@ -143,7 +141,7 @@ def test_a_run_whose_data_goes_bad_stops_with_a_checkpoint(corpus, tmp_path):
     shutil.copytree(corpus / 'Train', tmp_path / 'Train')
     hp = tiny_hp(corpus, tmp_path, Max_Step=1000, Checkpoint_Save_Interval=1000)
     hp.Train.Train_Pattern.Path = str(tmp_path / 'Train')
-    trainer = Train.Trainer(hp, log=lambda message: None)
+    trainer = train.Trainer(hp, log=lambda message: None)
     step = trainer.train_step
 
     def spoil_all_after_three(mels, stop_requested=False):
@@ -153,12 +151,12 @@ def test_a_run_whose_data_goes_bad_stops_with_a_checkpoint(corpus, tmp_path):
         return step(mels, stop_requested)
 
     trainer.train_step = spoil_all_after_three
-    with pytest.raises(Train.TrainingError) as error:
+    with pytest.raises(train.TrainingError) as error:
         trainer.run()
     message = str(error.value)
     assert message.startswith('stopped at step 4: ') and 'most of the training data is bad' in message
     assert message.endswith('checkpoint S_4.pkl is saved; resume with: python Train.py -s 4')
-    assert Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, 4))['Steps'] == 4
+    assert checkpoints.load_checkpoint(checkpoints.checkpoint_file(hp.Checkpoint_Path, 4))['Steps'] == 4
 
 
 def children(pid: int) -> list:
@@ -179,9 +177,9 @@ def test_a_killed_data_worker_saves_then_stops(corpus, tmp_path, killed):
         for pid in [process.pid] + workers:
             os.kill(pid, signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=60)
-    steps = Checkpoints.list_checkpoints(hp.Checkpoint_Path)
+    steps = checkpoints.list_checkpoints(hp.Checkpoint_Path)
     assert len(steps) == 1 and steps[0] > 0, stderr[-2000:]
-    assert Checkpoints.load_checkpoint(Checkpoints.checkpoint_file(hp.Checkpoint_Path, steps[0]))['Steps'] == steps[0]
+    assert checkpoints.load_checkpoint(checkpoints.checkpoint_file(hp.Checkpoint_Path, steps[0]))['Steps'] == steps[0]
     resume = f'resume with: python Train.py -hp {tmp_path}/hp.yaml -s {steps[0]}'
     assert "Traceback" not in stderr, stderr[-4000:]
     if process.returncode == 1:
@@ -233,24 +231,24 @@ def test_a_checkpoint_folder_that_fills_up_mid_run_is_one_line(corpus, tmp_path)
 
 
 def test_a_non_finite_step_names_the_patterns_that_are_not_finite(corpus, tmp_path):
-    trainer = Train.Trainer(tiny_hp(corpus, tmp_path), log=lambda message: None)
+    trainer = train.Trainer(tiny_hp(corpus, tmp_path), log=lambda message: None)
     messages = []
     trainer.nonfinite.log = messages.append
     mels = torch.zeros(16, 80, 40)
     mels[3, 7, 5] = float('nan')
     files = [f'SYN/P{index}.PICKLE' for index in range(16)]
-    trainer.nonfinite.skip(7, Datasets.TrainingBatch(mels, files, []))
-    trainer.nonfinite.skip(8, Datasets.TrainingBatch(torch.zeros(16, 80, 40), files, []))
+    trainer.nonfinite.skip(7, datasets.TrainingBatch(mels, files, []))
+    trainer.nonfinite.skip(8, datasets.TrainingBatch(torch.zeros(16, 80, 40), files, []))
     assert messages[0].endswith('non-finite values in 1 of its patterns: SYN/P3.PICKLE')
     assert messages[1].startswith('Step 9: non-finite loss') and messages[1].endswith('its patterns are finite')
     trainer.writer.close()
 
 
 def test_a_device_this_machine_lacks_is_one_line(monkeypatch):
-    with pytest.raises(Checkpoints.DeviceError, match="--device: 'gpu' is not a device; use cpu, cuda or cuda:N"):
-        Checkpoints.select_device('-1', requested='gpu')
+    with pytest.raises(checkpoints.DeviceError, match="--device: 'gpu' is not a device; use cpu, cuda or cuda:N"):
+        checkpoints.select_device('-1', requested='gpu')
     monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
     monkeypatch.setattr(torch.cuda, 'device_count', lambda: 1)
-    with pytest.raises(Checkpoints.DeviceError, match=r"Device '3' \(hyper-parameters\): cuda:3: this machine has 1 "
+    with pytest.raises(checkpoints.DeviceError, match=r"Device '3' \(hyper-parameters\): cuda:3: this machine has 1 "
                                                       r"CUDA device \(cuda:0 to cuda:0\)"):
-        Checkpoints.select_device('3')
+        checkpoints.select_device('3')

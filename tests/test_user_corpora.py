@@ -6,8 +6,8 @@ import pytest
 import soundfile
 
 from fixtures import corpora
-import Pattern_Generate
-from Hyper_Parameters import load_hyper_parameters
+from ge2e_speaker import pattern_generate
+from ge2e_speaker.hyper_parameters import load_hyper_parameters
 from test_pattern_generate import assert_consistent, hp_file, metadata_of, run  # noqa: F401 (fixture)
 
 
@@ -100,7 +100,7 @@ def test_bad_lines_are_reported_by_line_and_counted(tmp_path, hp_file, capsys):
 def test_kaldi_dir_without_utt2spk_says_what_is_missing(tmp_path, hp_file, capsys):
     data = kaldi_corpus(str(tmp_path / 'corpus'))
     os.remove(os.path.join(data, 'utt2spk'))
-    assert Pattern_Generate.main(['-hp', hp_file, '-kaldi', data]) == 2
+    assert pattern_generate.main(['-hp', hp_file, '-kaldi', data]) == 2
     assert f'{data}: no utt2spk: a Kaldi data directory needs wav.scp' in capsys.readouterr().err
 
 
@@ -147,7 +147,7 @@ def test_two_corpora_keep_their_speakers_apart_and_eval_flags(tmp_path, hp_file)
 def test_one_tag_twice_is_refused_with_a_how_to(tmp_path, hp_file, capsys):
     first = speaker_folders(str(tmp_path / 'a' / 'voices'))
     second = speaker_folders(str(tmp_path / 'b' / 'voices'))
-    assert Pattern_Generate.main(['-hp', hp_file, '-folder', first, '-folder', second]) == 2
+    assert pattern_generate.main(['-hp', hp_file, '-folder', first, '-folder', second]) == 2
     assert f'the dataset tag voices is already taken by {first}; name this corpus: -folder OTHER_TAG={second}' \
         in capsys.readouterr().err
     assert not os.path.exists(load_hyper_parameters(hp_file).Train.Train_Pattern.Path)
@@ -155,5 +155,5 @@ def test_one_tag_twice_is_refused_with_a_how_to(tmp_path, hp_file, capsys):
 
 def test_trim_threshold_of_an_unnamed_tag_is_the_default(tmp_path, hp_file):
     sound = load_hyper_parameters(hp_file).Sound
-    assert Pattern_Generate.trim_top_dB(sound, 'VCTK') == 15
-    assert Pattern_Generate.trim_top_dB(sound, 'voices') == sound.Trim_Top_dB.Default == 23
+    assert pattern_generate.trim_top_dB(sound, 'VCTK') == 15
+    assert pattern_generate.trim_top_dB(sound, 'voices') == sound.Trim_Top_dB.Default == 23

@@ -13,7 +13,7 @@ A part is appended pattern by pattern; its log (<part>.rows.tmp) gets a line onc
 frames are written, so a killed build resumes where it stopped; the log is renamed to .rows when
 the part is complete. `pack(root, shard=(K, N))` packs the K-th of N shares of what is missing
 into its own part; `pack(root)` adopts finished parts, packs the rest, then writes the index and
-the manifest (the merge). Patterns written through Atomic_Files.write_atomically (a rename) change
+the manifest (the merge). Patterns written through atomic_files.write_atomically (a rename) change
 their folder's mtime, so a reader sees an added, removed or rewritten pattern without opening it.
 """
 import glob
@@ -28,9 +28,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-import Atomic_Files
-import Patterns
-import Slicing
+from . import atomic_files, patterns, slicing
 
 STORE_FOLDER = '.packed'
 MANIFEST = 'STORE.json'
@@ -58,7 +56,7 @@ def file_digest(path: str) -> str:
 def metadata_patterns(metadata: dict) -> dict:
     """{key '<Dataset>/<name>.PICKLE': frames (None if the metadata does not say)} of every pattern listed."""
     lengths = metadata.get('Mel_Length_Dict', {})
-    return {Patterns.pattern_key(file, dataset): lengths.get(file)
+    return {patterns.pattern_key(file, dataset): lengths.get(file)
             for (dataset, _), files in metadata['File_List_by_Speaker_Dict'].items() for file in files}
 
 
@@ -97,7 +95,7 @@ class PartWriter:
         self.log_path = self.rows_path + '.tmp'
         self.rows = read_rows(self.log_path) if os.path.isfile(self.log_path) else []
         # Rewrite the log without a cut-off last line, and cut frames written after the last row.
-        Atomic_Files.write_atomically(self.log_path, ''.join(_row_line(*row) for row in self.rows).encode())
+        atomic_files.write_atomically(self.log_path, ''.join(_row_line(*row) for row in self.rows).encode())
         self.frames = sum(row[1] for row in self.rows)
         self._mels = open(self.mels_path, 'r+b' if os.path.isfile(self.mels_path) and self.rows else 'wb')
         self._mels.truncate(self.frames * mel_dim * DTYPE.itemsize)
@@ -172,7 +170,7 @@ def _write_index(folder: str, generation: int, live: dict, parts: list) -> str:
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     name = f'index-{generation}.npz'
-    Atomic_Files.write_atomically(os.path.join(folder, name), buffer.getvalue())
+    atomic_files.write_atomically(os.path.join(folder, name), buffer.getvalue())
     return name
 
 
@@ -184,7 +182,7 @@ def pack(root: str, metadata_file: str = 'METADATA.PICKLE', shard: tuple = None,
     patterns, packed (read from pickles now), reused (taken from earlier parts).
     """
     metadata_path = os.path.join(root, metadata_file)
-    metadata = Patterns.load_metadata(root, metadata_file, sound_hp)
+    metadata = patterns.load_metadata(root, metadata_file, sound_hp)
     digest = file_digest(metadata_path)
     wanted = metadata_patterns(metadata)
     folder = store_folder(root)
@@ -236,7 +234,7 @@ def commit(folder: str, generation: int, live: dict, parts: list, mel_dim: int, 
                 'index': _write_index(folder, generation, live, parts),
                 'parts': [{'name': part, 'frames': part_frames[part]} for part in parts],
                 'patterns': len(live), 'frames': sum(frames for _, _, frames in live.values())}
-    Atomic_Files.write_atomically(os.path.join(folder, MANIFEST), json.dumps(manifest, indent=1).encode())
+    atomic_files.write_atomically(os.path.join(folder, MANIFEST), json.dumps(manifest, indent=1).encode())
     keep = {MANIFEST, manifest['index']} | {part + suffix for part in parts for suffix in ('.mels', '.rows')}
     for path in glob.glob(os.path.join(folder, '*')):
         if os.path.basename(path) not in keep:
@@ -255,7 +253,7 @@ def _mel_dim(metadata: dict, folder: str, parts: list) -> int:
 
 def _pack_part(root, folder, name, todo, wanted, stats, metadata, metadata_path, log) -> dict:
     """Append the todo patterns to part `name` (resuming it) and finish it. Returns its live rows."""
-    mel_dim = int(metadata.get('Mel_Dim') or Patterns.load_pickle(os.path.join(root, todo[0]))['Mel'].shape[1])
+    mel_dim = int(metadata.get('Mel_Dim') or patterns.load_pickle(os.path.join(root, todo[0]))['Mel'].shape[1])
     writer = PartWriter(folder, name, mel_dim)
     resumed = {key for key, frames, size, mtime in writer.rows if stats.get(key) == (size, mtime)}
     if writer.rows:
@@ -265,7 +263,7 @@ def _pack_part(root, folder, name, todo, wanted, stats, metadata, metadata_path,
                         smoothing=0.05):
             path = os.path.join(root, key)
             try:
-                mel = Patterns.load_pickle(path)['Mel']
+                mel = patterns.load_pickle(path)['Mel']
             except (pickle.UnpicklingError, KeyError, TypeError) as error:
                 raise StoreError(f'{error}; regenerate the pattern, or leave it out: python Pattern_Generate.py --pack '
                                  f'(after deleting it)') from None
@@ -296,7 +294,7 @@ def pack_roots(hp, shard: tuple = None, log=print) -> int:
             continue
         try:
             pack(pattern_hp.Path, pattern_hp.Metadata_File, shard, hp.Sound, log)
-        except (StoreError, Patterns.MetadataError) as error:
+        except (StoreError, patterns.MetadataError) as error:
             print(f'--pack: {error}', file=sys.stderr)
             return 1
         packed += 1
@@ -337,7 +335,7 @@ class PackedStore:
 
     def gather(self, rows: np.ndarray, offsets: np.ndarray, length: int, out: np.ndarray) -> None:
         """Crops of `length` frames at `offsets` of rows [crops] into out [length, crops, mel_dim]; a
-        shorter pattern whole, reflect-padded (Slicing.crop_or_pad). Reads only the crops' frames."""
+        shorter pattern whole, reflect-padded (slicing.crop_or_pad). Reads only the crops' frames."""
         frames = self.frames[rows]
         self.will_need(rows, offsets, np.minimum(frames, length))
         maps = self._arrays()
@@ -346,7 +344,7 @@ class PackedStore:
             if count >= length:
                 out[:, column] = maps[part][start:start + length]
             else:
-                out[:, column] = Slicing.reflect_pad(maps[part][start:start + count], length)
+                out[:, column] = slicing.reflect_pad(maps[part][start:start + count], length)
 
     def will_need(self, rows: np.ndarray, starts: np.ndarray, frames: np.ndarray) -> None:
         """Ask the kernel to read frames [start, start + frames) of each row now, one request per

@@ -23,7 +23,7 @@ PORT_DEFAULTS = {
         'Mixed_Precision': False,
         'Use_Packed_Store': True,
     },
-    'Augmentation': {   # all off: the original trains on clean patterns (Augmentation.py)
+    'Augmentation': {   # all off: the original trains on clean patterns (augmentation.py)
         'Speed': [],
         'Noise': {'Probability': 0.0, 'SNR': [5, 20]},
         'Babble': {'Probability': 0.0, 'SNR': [10, 20], 'Speakers': [3, 6]},

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-import Metrics
-from Embedding import NONFINITE
+from . import metrics
+from .embedding import NONFINITE
 
 P_TARGET = 0.01              # the VoxCeleb challenge's minDCF prior, with C_miss = C_fa = 1
 
@@ -73,7 +73,7 @@ def score_trials(trials, embedding_of: dict, p_target: float = P_TARGET) -> Veri
     if targets.all() or not targets.any():
         raise TrialListError(f'{len(kept)} trials could be scored ({len(skipped)} skipped); '
                              f'EER needs both target and non-target trials')
-    return VerificationResult(Metrics.equal_error_rate(scores, targets), Metrics.minimum_dcf(scores, targets, p_target),
+    return VerificationResult(metrics.equal_error_rate(scores, targets), metrics.minimum_dcf(scores, targets, p_target),
                               scores, kept, skipped, unusable, p_target)
 
 
@@ -81,7 +81,7 @@ def evaluate_trials(encoder, trials, root: str = '', progress: bool = False, kno
                     p_target: float = P_TARGET) -> VerificationResult:
     """Embed each file named by the trials once (paths relative to root) and score the trials.
 
-    encoder: an Embedding.SpeakerEncoder. trials: a trial-list path or [(target, path_a, path_b)].
+    encoder: an embedding.SpeakerEncoder. trials: a trial-list path or [(target, path_a, path_b)].
     known: embeddings already computed, {trial path: unit vector}, which are not recomputed.
     With a root, a trial path that leaves it (absolute, or through '..') is not embedded: it is
     reported among the files not embedded.
@@ -113,7 +113,7 @@ def pairwise_eer(embeddings: torch.Tensor, labels: list, max_utterances: int) ->
     codes = {label: code for code, label in enumerate(dict.fromkeys(labels))}
     codes = torch.tensor([codes[label] for label in labels])
     first, second = torch.triu_indices(len(labels), len(labels), offset=1)
-    return Metrics.equal_error_rate(scores[first, second].numpy(), (codes[first] == codes[second]).numpy())
+    return metrics.equal_error_rate(scores[first, second].numpy(), (codes[first] == codes[second]).numpy())
 
 
 def write_verification(result: VerificationResult, trial_count: int, out_dir: str) -> None:

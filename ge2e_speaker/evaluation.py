@@ -7,10 +7,10 @@ import time
 import numpy as np
 import torch
 
-import Datasets
-from Patterns import MetadataError
-from Plots import save_figure, tsne_figure
-from Verification import pairwise_eer
+from . import datasets
+from .patterns import MetadataError
+from .plots import save_figure, tsne_figure
+from .verification import pairwise_eer
 
 EER_MAX_UTTERANCES = 5000         # pairs grow with the square: the EER uses at most this many utterances
 TSNE_SPEAKERS = 10
@@ -20,7 +20,7 @@ EVAL_SEED = 0
 class Evaluation:
     """The evaluation speakers' loader and what an evaluation computes and logs."""
 
-    def __init__(self, dataset: Datasets.SpeakerDataset, loader, hp):
+    def __init__(self, dataset: datasets.SpeakerDataset, loader, hp):
         self.dataset, self.loader = dataset, loader
         self.utterances = hp.Train.Batch.Eval.Pattern_per_Speaker
         self.samples = hp.Train.Inference.Samples
@@ -33,7 +33,7 @@ class Evaluation:
         saying why) when it has no metadata or fewer than 2 speakers with Batch.Eval.Pattern_per_Speaker patterns."""
         train_hp, batch = hp.Train, hp.Train.Batch.Eval
         try:
-            dataset = Datasets.load_speaker_dataset(train_hp.Eval_Pattern, hp.Sound, batch.Pattern_per_Speaker, False,
+            dataset = datasets.load_speaker_dataset(train_hp.Eval_Pattern, hp.Sound, batch.Pattern_per_Speaker, False,
                                                     fixed_seed=EVAL_SEED, use_store=train_hp.Use_Packed_Store, log=log)
         except MetadataError as error:
             log(f'{error}\nTraining goes on without evaluation (no evaluation loss, EER or t-SNE figures); '
@@ -47,9 +47,9 @@ class Evaluation:
         log(f'{train_hp.Eval_Pattern.Path}: {len(dataset)} evaluation speakers of {batch.Pattern_per_Speaker} '
             f'patterns, {dataset.left_out} with fewer left out')
         inference = train_hp.Inference
-        collater = Datasets.EvalCollater(train_hp.Frame_Length.Min, train_hp.Frame_Length.Max, inference.Samples,
+        collater = datasets.EvalCollater(train_hp.Frame_Length.Min, train_hp.Frame_Length.Max, inference.Samples,
                                          inference.Frame_Length, inference.Overlap_Length, EVAL_SEED)
-        return cls(dataset, Datasets.make_loader(dataset, collater, batch.Speaker, workers,
+        return cls(dataset, datasets.make_loader(dataset, collater, batch.Speaker, workers,
                                                  training=False), hp)
 
     @torch.no_grad()

@@ -16,7 +16,7 @@ from collections import defaultdict
 import numpy as np
 from tqdm import tqdm
 
-from Atomic_Files import write_atomically
+from .atomic_files import write_atomically
 
 PICKLE_PROTOCOL = 4
 PATTERN_SUFFIX = '.PICKLE'

@@ -1,6 +1,6 @@
 """Thread and process counts that fit the CPU at hand: the one place where Train.py and
 Inference.py choose their defaults, from the cores this process may use and whether the run
-computes in bfloat16 (which needs a CPU with native bfloat16: Runtime.cpu_has_bfloat16).
+computes in bfloat16 (which needs a CPU with native bfloat16: runtime.cpu_has_bfloat16).
 
 Measured on 2 cores of an AMD EPYC (Zen 5, AVX512-BF16), float32 standing for CPUs without
 bfloat16 (README, "CPU defaults"): two torch threads and no extra process came within 10 % of the

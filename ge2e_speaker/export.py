@@ -2,7 +2,7 @@
 
 Input mels float32 [batch, Mel_Dim, frames] (any batch size and frame count), output the raw
 embeddings [batch, Embedding_Size]: to embed a recording, cut its mel into windows, average the
-windows' outputs and L2-normalise (what Embedding.SpeakerEncoder does).
+windows' outputs and L2-normalise (what embedding.SpeakerEncoder does).
 """
 import os
 import warnings
@@ -10,8 +10,8 @@ import warnings
 import numpy as np
 import torch
 
-from Atomic_Files import folder_problem
-from Modules import Encoder
+from .atomic_files import folder_problem
+from .modules import Encoder
 
 TOLERANCE = 1e-4             # largest |difference| from the eager model an export may show
 

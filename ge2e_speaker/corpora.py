@@ -9,8 +9,8 @@ import os
 import re
 from dataclasses import dataclass
 
-import Patterns
-from Audio import audio_files
+from . import patterns
+from .audio import audio_files
 VCTK_MIC = re.compile(r'^(?P<stem>.+)_(?P<mic>mic\d)$')
 CMU_ARCTIC_FOLDER = re.compile(r'^cmu_us_(?P<speaker>[^_]+)_arctic$', re.IGNORECASE)
 TAG = re.compile(r'^[A-Za-z0-9][A-Za-z0-9_-]*$')   # a dataset tag: part of every pattern's name
@@ -30,7 +30,7 @@ class Job:
     root: str             # the pattern root (train or eval)
     start: float = None   # seconds: a Kaldi segment of the recording
     end: float = None
-    speed: float = 1.0    # speed perturbation factor (Augmentation.speed_perturb); 1: the recording as it is
+    speed: float = 1.0    # speed perturbation factor (augmentation.speed_perturb); 1: the recording as it is
 
 
 def _stem(path: str) -> str:
@@ -98,7 +98,7 @@ def corpus_jobs(flag: str, corpus_root: str, root: str, vctk_mic: str = 'mic1') 
         if identity is None:
             continue
         speaker, stem, *video = identity
-        name = Patterns.pattern_name(dataset, speaker, stem, video[0] if video else None)
+        name = patterns.pattern_name(dataset, speaker, stem, video[0] if video else None)
         jobs.append(Job(path, dataset, speaker.upper(), f'{dataset}/{name}', root))
     return jobs
 
@@ -117,7 +117,7 @@ def split_tag(argument: str) -> tuple:
 
 
 def _pattern_file(tag: str, speaker: str, stem: str) -> str:
-    return f'{tag}/{Patterns.pattern_name(tag, speaker, stem)}'
+    return f'{tag}/{patterns.pattern_name(tag, speaker, stem)}'
 
 
 def folder_jobs(corpus_root: str, tag: str, root: str) -> list:

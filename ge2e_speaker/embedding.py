@@ -1,10 +1,11 @@
 """Speaker embeddings from audio, mels or waveforms: the Python API.
 
-    from Embedding import load_encoder        # also: from Inference import load_encoder
-    encoder = load_encoder('Results/Checkpoint/S_100000.pkl')
+    import ge2e_speaker
+    encoder = ge2e_speaker.load_encoder()                      # the shipped example encoder
+    encoder = ge2e_speaker.load_encoder('Results/Checkpoint/S_100000.pkl')
     vector = encoder.embed_file('p225_001.wav')                # float32 [256], unit norm
 
-Each utterance's mel (Audio.py, top_db Sound.Inference_Top_dB) is cut into windows (Slicing.py),
+Each utterance's mel (audio.py, top_db Sound.Inference_Top_dB) is cut into windows (slicing.py),
 the windows of many files go through the encoder together, and an utterance's embedding is the
 L2-normalised mean of its windows' raw embeddings, as in the seed.
 """
@@ -17,15 +18,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import Audio
-import Cpu_Defaults
-import Slicing
-from Checkpoints import load_trained_encoder, select_device
-from Modules import Encoder
+from . import audio, cpu_defaults, slicing
+from .checkpoints import load_trained_encoder, select_device
+from .modules import Encoder
 
 SLICE_MODES = ('auto', 'multi', 'single', 'full')
 NONFINITE = 'non-finite embedding (NaN or infinite values): check the checkpoint with this audio'
 
+# The encoder the package ships (its settings inside it): load_encoder() without a checkpoint.
+EXAMPLE_CHECKPOINT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'example_encoder', 'S_1500.pkl')
 WINDOW_CHUNK = 64           # windows per encoder call on a CPU (measured: about 10 % faster than 320 at once)
 PRECISIONS = {'float32': torch.float32, 'bfloat16': torch.bfloat16}
 
@@ -48,10 +49,10 @@ def mel_windows(mel: np.ndarray, slices: str, samples: int, frame_length: int, o
     """
     span = samples * (frame_length - overlap) + overlap
     if slices == 'multi' or (slices == 'auto' and mel.shape[0] <= span):
-        return Slicing.multi_slices(mel, samples, frame_length, overlap)
+        return slicing.multi_slices(mel, samples, frame_length, overlap)
     if slices == 'single':
-        return Slicing.crop_or_pad(mel, frame_length)[None]
-    return Slicing.sliding_windows(mel, frame_length, overlap)
+        return slicing.crop_or_pad(mel, frame_length)[None]
+    return slicing.sliding_windows(mel, frame_length, overlap)
 
 
 class _FileWindows(torch.utils.data.Dataset):
@@ -68,9 +69,9 @@ class _FileWindows(torch.utils.data.Dataset):
         if not os.path.isfile(path):
             return index, None, 'missing: no such file'
         try:
-            with Audio.one_blas_thread():
-                mel = Audio.mel_from_file(path, self.sound_hp, self.top_db)
-        except Audio.AudioRejected as error:
+            with audio.one_blas_thread():
+                mel = audio.mel_from_file(path, self.sound_hp, self.top_db)
+        except audio.AudioRejected as error:
             return index, None, str(error)
         return index, self.windows(mel), None
 
@@ -86,8 +87,8 @@ class SpeakerEncoder:
     `SpeakerEncoder(model, hp)`.
 
     Args:
-        model: Modules.Encoder (weights loaded).
-        hp: the hyper-parameters it was trained with (Hyper_Parameters.load_hyper_parameters).
+        model: modules.Encoder (weights loaded).
+        hp: the hyper-parameters it was trained with (hyper_parameters.load_hyper_parameters).
         slices: 'auto' (the seed's 5 x 64 frames up to 192 frames, windows over the whole
             utterance beyond), 'multi' (the seed's 5 x 64 frames, the centre of a longer one),
             'single' (one centred window of the training length) or 'full' (windows over the whole
@@ -142,7 +143,7 @@ class SpeakerEncoder:
             return torch.nn.functional.normalize(means, dim=1).cpu().numpy()
 
     def embed_mels(self, mels) -> np.ndarray:
-        """Mel patterns (Audio.py's, e.g. pattern pickles' 'Mel'), each float32 [frames, Mel_Dim]
+        """Mel patterns (audio.py's, e.g. pattern pickles' 'Mel'), each float32 [frames, Mel_Dim]
         -> float32 [len(mels), Embedding_Size], unit rows."""
         results = []
         for start in range(0, len(mels), self.batch_size):
@@ -154,23 +155,23 @@ class SpeakerEncoder:
 
     def embed_waveform(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
         """One utterance: mono samples [n] (float in [-1, 1], or integer PCM) at sample_rate Hz
-        -> float32 [Embedding_Size], unit norm. Raises Audio.AudioRejected (e.g. silence)."""
+        -> float32 [Embedding_Size], unit norm. Raises audio.AudioRejected (e.g. silence)."""
         samples = np.asarray(samples)
         if samples.ndim != 1:
             raise ValueError(f'expected mono samples [n], got shape {samples.shape}')
         if np.issubdtype(samples.dtype, np.integer):
             samples = samples / np.iinfo(samples.dtype).max
-        signal = Audio.resample(samples.astype(np.float32), sample_rate, self.hp.Sound.Sample_Rate)
-        with Audio.one_blas_thread():
-            mel = Audio.mel_from_signal(signal, self.hp.Sound, self.top_db)
+        signal = audio.resample(samples.astype(np.float32), sample_rate, self.hp.Sound.Sample_Rate)
+        with audio.one_blas_thread():
+            mel = audio.mel_from_signal(signal, self.hp.Sound, self.top_db)
         return self.embed_mels([mel])[0]
 
     def embed_file(self, path: str) -> np.ndarray:
         """One audio file (.wav, .flac, .m4a with ffmpeg, ...) -> float32 [Embedding_Size], unit norm.
-        Raises Audio.AudioRejected naming the file when it cannot be read or is silent."""
+        Raises audio.AudioRejected naming the file when it cannot be read or is silent."""
         index, windows, reason = _FileWindows([path], self.hp.Sound, self.top_db, self._windows)[0]
         if reason:
-            raise Audio.AudioRejected(f'{path}: {reason}')
+            raise audio.AudioRejected(f'{path}: {reason}')
         return self.embed_window_batch(windows, [len(windows)])[0]
 
     def stream_files(self, paths, progress: bool = False):
@@ -203,7 +204,7 @@ class SpeakerEncoder:
     def embed_files(self, paths, on_error=None, progress: bool = False) -> np.ndarray:
         """Many files -> float32 [len(paths), Embedding_Size], unit rows in input order.
 
-        A file that cannot be embedded raises Audio.AudioRejected naming it; with on_error,
+        A file that cannot be embedded raises audio.AudioRejected naming it; with on_error,
         on_error(path, reason) is called instead and the file's row is NaN.
         """
         paths = list(paths)
@@ -212,7 +213,7 @@ class SpeakerEncoder:
             if reason is None:
                 embeddings[index] = vector
             elif on_error is None:
-                raise Audio.AudioRejected(f'{paths[index]}: {reason}')
+                raise audio.AudioRejected(f'{paths[index]}: {reason}')
             else:
                 on_error(paths[index], reason)
         return embeddings
@@ -226,23 +227,24 @@ class SpeakerEncoder:
 
 
 def default_workers(precision: str = 'float32') -> int:
-    """Decoding processes that fit this CPU (Cpu_Defaults.choose)."""
-    return Cpu_Defaults.choose(precision == 'bfloat16').inference_workers
+    """Decoding processes that fit this CPU (cpu_defaults.choose)."""
+    return cpu_defaults.choose(precision == 'bfloat16').inference_workers
 
 
 def normalise(vector: np.ndarray) -> np.ndarray:
     return (vector / max(np.linalg.norm(vector), 1e-12)).astype(np.float32)
 
 
-def load_encoder(checkpoint: str, hp=None, slices: str = 'auto', device=None, **options) -> SpeakerEncoder:
-    """A SpeakerEncoder from a checkpoint (this project's or the seed's S_<step>.pkl).
+def load_encoder(checkpoint: str = None, hp=None, slices: str = 'auto', device=None, **options) -> SpeakerEncoder:
+    """A SpeakerEncoder from a checkpoint (this project's or the seed's S_<step>.pkl); without one,
+    the example encoder the package ships (EXAMPLE_CHECKPOINT).
 
     hp: a hyper-parameter namespace or YAML path; by default the settings the checkpoint carries,
     else the Hyper_Parameter.yaml beside it, else ./Hyper_Parameter.yaml. device: by default the
     hyper-parameters' Device (the CPU, with a warning, when it names a GPU this machine lacks).
     options: batch_size, workers, precision (see SpeakerEncoder). Raises
-    Checkpoints.CheckpointError (one line) for a missing checkpoint or one that does not fit hp.
+    checkpoints.CheckpointError (one line) for a missing checkpoint or one that does not fit hp.
     """
-    model, hp, _, _ = load_trained_encoder(checkpoint, hp)
+    model, hp, _, _ = load_trained_encoder(EXAMPLE_CHECKPOINT if checkpoint is None else checkpoint, hp)
     device = device or select_device(getattr(hp, 'Device', '-1'), warn=warnings.warn)
     return SpeakerEncoder(model, hp, slices, device, **options)

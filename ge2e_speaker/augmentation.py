@@ -16,7 +16,7 @@ import numpy as np
 import soxr
 import torch
 
-import Audio
+from . import audio
 
 SPEED_SUFFIX = '-SP'          # P225 at speed 0.9 -> P225-SP090: a new speaker of the same dataset tag
 NOISE_SECONDS = 20            # length of each coloured-noise recording of the noise bank
@@ -79,9 +79,9 @@ def mel_power_frames(signal: np.ndarray, sound_hp) -> np.ndarray:
     """Mel power [Mel_Dim, frames] of a signal, pre-emphasised twice as the pattern recipe is,
     before the decibels: the domain where augmentation mixes."""
     n_fft = (sound_hp.Spectrogram_Dim - 1) * 2
-    emphasised = Audio.preemphasis(Audio.preemphasis(signal))
-    magnitude = Audio.magnitude_spectrogram(emphasised, n_fft, sound_hp.Frame_Length, sound_hp.Frame_Shift)
-    mel = magnitude @ Audio.mel_basis(sound_hp.Sample_Rate, n_fft, sound_hp.Mel_Dim).T   # [frames, mel]
+    emphasised = audio.preemphasis(audio.preemphasis(signal))
+    magnitude = audio.magnitude_spectrogram(emphasised, n_fft, sound_hp.Frame_Length, sound_hp.Frame_Shift)
+    mel = magnitude @ audio.mel_basis(sound_hp.Sample_Rate, n_fft, sound_hp.Mel_Dim).T   # [frames, mel]
     return (mel.T.astype(np.float64) ** 2).astype(np.float32)
 
 
@@ -105,15 +105,15 @@ def noise_bank(rng: np.random.Generator, sound_hp) -> torch.Tensor:
 
 
 def pattern_to_power(patterns: torch.Tensor, max_abs_mel: float) -> torch.Tensor:
-    """Patterns in [-Max_Abs_Mel, Max_Abs_Mel] -> mel power (the inverse of Audio.normalised_log_mel)."""
-    decibels = (patterns.float() + max_abs_mel) * (-Audio.MIN_LEVEL_DB) / (2 * max_abs_mel) + Audio.MIN_LEVEL_DB
+    """Patterns in [-Max_Abs_Mel, Max_Abs_Mel] -> mel power (the inverse of audio.normalised_log_mel)."""
+    decibels = (patterns.float() + max_abs_mel) * (-audio.MIN_LEVEL_DB) / (2 * max_abs_mel) + audio.MIN_LEVEL_DB
     return torch.pow(10.0, decibels / 10)
 
 
 def power_to_pattern(power: torch.Tensor, max_abs_mel: float) -> torch.Tensor:
-    """Mel power -> patterns in [-Max_Abs_Mel, Max_Abs_Mel], as Audio.normalised_log_mel does."""
-    decibels = 10 * torch.log10(torch.clamp(power, min=Audio.AMPLITUDE_FLOOR ** 2))
-    normalised = 2 * max_abs_mel * (decibels - Audio.MIN_LEVEL_DB) / -Audio.MIN_LEVEL_DB - max_abs_mel
+    """Mel power -> patterns in [-Max_Abs_Mel, Max_Abs_Mel], as audio.normalised_log_mel does."""
+    decibels = 10 * torch.log10(torch.clamp(power, min=audio.AMPLITUDE_FLOOR ** 2))
+    normalised = 2 * max_abs_mel * (decibels - audio.MIN_LEVEL_DB) / -audio.MIN_LEVEL_DB - max_abs_mel
     return torch.clamp(normalised, -max_abs_mel, max_abs_mel)
 
 

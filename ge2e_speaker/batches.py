@@ -1,18 +1,18 @@
 """Training batches gathered from the packed store by threads: Train.py's data path when the store is current.
 
-The DataLoader path (Datasets.make_loader) builds every batch, about 50 MB at 64 x 15 utterances of
+The DataLoader path (datasets.make_loader) builds every batch, about 50 MB at 64 x 15 utterances of
 160 frames, in a fresh shared-memory segment in a worker process; the trainer's process then maps
 it, page-faults it and (on CUDA) copies it again to pinned memory, some 46 ms of its own time per
 batch on a 16-core Xeon: the loader then delivered the same 21 batches/s with 2 or 8 workers.
 Here `Train.Num_Workers` threads copy each crop straight from the memory-mapped parts
-(Pattern_Store.PackedStore) into a few buffers allocated once (pinned on CUDA) in the encoder's
+(pattern_store.PackedStore) into a few buffers allocated once (pinned on CUDA) in the encoder's
 frame-major layout [frames, speakers * utterances, mel_dim]; numpy releases the GIL while it copies.
 
 Batch b of epoch e depends only on (seed, e, b, rank): never on the threads' number or timing.
-The draws follow the pickle path's rules (Datasets.SpeakerDataset, TrainCollater): one frame length
+The draws follow the pickle path's rules (datasets.SpeakerDataset, TrainCollater): one frame length
 per batch, uniform in [min_frames, max_frames]; per speaker, `utterances` patterns without
 replacement; per utterance a uniform crop offset, or symmetric reflect padding when it is shorter
-(Slicing.crop_or_pad; Pattern_Store.PackedStore.gather). The state (epoch, batches handed out in
+(slicing.crop_or_pad; pattern_store.PackedStore.gather). The state (epoch, batches handed out in
 it) goes into the checkpoint, so a run resumed with -s gets the very batches the uninterrupted run
 would have got.
 """
@@ -23,10 +23,10 @@ import weakref
 import numpy as np
 import torch
 
-import Datasets
+from . import datasets
 
 
-def draw_batch(generator: np.random.Generator, dataset: Datasets.SpeakerDataset, speakers: np.ndarray,
+def draw_batch(generator: np.random.Generator, dataset: datasets.SpeakerDataset, speakers: np.ndarray,
                min_frames: int, max_frames: int) -> tuple:
     """One batch's random draws: (length, files [speakers * utterances] speaker-major, crop offsets [same])."""
     length = int(generator.integers(min_frames, max_frames + 1))
@@ -45,7 +45,7 @@ class StoreBatches:
     rank its speakers; otherwise every epoch shuffles all speakers.
     """
 
-    def __init__(self, dataset: Datasets.SpeakerDataset, speakers_per_batch: int, min_frames: int, max_frames: int,
+    def __init__(self, dataset: datasets.SpeakerDataset, speakers_per_batch: int, min_frames: int, max_frames: int,
                  threads: int, device: torch.device = torch.device('cpu'), sampler=None, seed: int = 0):
         self.dataset, self.speakers_per_batch = dataset, speakers_per_batch
         self.min_frames, self.max_frames = min_frames, max_frames
@@ -194,11 +194,11 @@ class _Pipeline:
                 thread.join()
 
 
-def training_batches(dataset: Datasets.SpeakerDataset, speakers_per_batch: int, min_frames: int, max_frames: int,
+def training_batches(dataset: datasets.SpeakerDataset, speakers_per_batch: int, min_frames: int, max_frames: int,
                      workers: int, device: torch.device, sampler=None):
     """Train.py's training batches: StoreBatches with `workers` threads when the dataset reads a packed
-    store, otherwise the pickles' DataLoader with `workers` processes (Datasets.make_loader)."""
+    store, otherwise the pickles' DataLoader with `workers` processes (datasets.make_loader)."""
     if dataset.store is not None:
         return StoreBatches(dataset, speakers_per_batch, min_frames, max_frames, workers, device, sampler)
-    return Datasets.make_loader(dataset, Datasets.TrainCollater(min_frames, max_frames), speakers_per_batch, workers,
+    return datasets.make_loader(dataset, datasets.TrainCollater(min_frames, max_frames), speakers_per_batch, workers,
                                 training=True, pin_memory=device.type == 'cuda', sampler=sampler)

@@ -5,9 +5,8 @@ errors a user can act on (a killed data-loading worker), for which Train.py save
 first and then prints one line."""
 import torch
 
-import Datasets
-import Runtime
-from Checkpoints import list_checkpoints
+from . import datasets, runtime
+from .checkpoints import list_checkpoints
 
 MAX_NONFINITE_IN_A_ROW = 10
 
@@ -31,7 +30,7 @@ class NonFiniteSteps:
         self.checkpoint_path, self.log = checkpoint_path, log
         self.skipped, self.in_a_row = 0, 0
 
-    def skip(self, step: int, batch: Datasets.TrainingBatch) -> None:
+    def skip(self, step: int, batch: datasets.TrainingBatch) -> None:
         """Count and log a skipped step, naming the batch's patterns whose crops are not finite;
         raises NonFiniteStop after MAX_NONFINITE_IN_A_ROW in a row."""
         self.skipped += 1
@@ -60,7 +59,7 @@ class PatternProblems:
         self.root, self.log = root, log
         self.reasons, self.drawn, self.unusable_draws = {}, 0, 0
 
-    def add(self, batch: Datasets.TrainingBatch) -> None:
+    def add(self, batch: datasets.TrainingBatch) -> None:
         for file, reason in batch.problems:
             if file not in self.reasons:
                 self.reasons[file] = reason
@@ -77,6 +76,6 @@ class PatternProblems:
 def stop_cause(error: Exception):
     """One line for an error that stops a run and that the user can act on (a data-loading worker
     killed, most patterns unusable, ...), else None (a bug: its traceback is shown)."""
-    if isinstance(error, (TrainingError, Datasets.DatasetConfigurationError)):
+    if isinstance(error, (TrainingError, datasets.DatasetConfigurationError)):
         return str(error)
-    return Runtime.worker_death(error)
+    return runtime.worker_death(error)

@@ -1,7 +1,7 @@
 """What Inference.py embeds: a folder, a list file or one audio file -> (paths, labels)."""
 import os
 
-from Audio import AUDIO_EXTENSIONS, audio_files, shown
+from .audio import AUDIO_EXTENSIONS, audio_files, shown
 
 UNLABELLED = ''
 
@@ -19,7 +19,7 @@ def read_input(source: str, log=print) -> tuple[list, list]:
     the label is optional), relative paths taken from the current folder, or from the list's
     folder when not found there; UTF-8 text (a byte-order mark allowed). A single audio file:
     itself, unlabelled. A file whose name is not UTF-8 (it could not be written to the index)
-    gets one line through log and is left out; so does a symbolic-link loop (Audio.audio_files).
+    gets one line through log and is left out; so does a symbolic-link loop (audio.audio_files).
     """
     if os.path.isdir(source):
         return _walk(source, log)
@@ -59,7 +59,7 @@ def read_input(source: str, log=print) -> tuple[list, list]:
 
 
 def _walk(root: str, log) -> tuple[list, list]:
-    """Audio.audio_files below root, each labelled by its first folder below root (root's own
+    """audio.audio_files below root, each labelled by its first folder below root (root's own
     name for the files directly in it)."""
     own_name = os.path.basename(os.path.normpath(os.path.abspath(root)))
     paths = audio_files(root, log)

@@ -16,9 +16,9 @@ from types import SimpleNamespace
 
 import torch
 
-from Atomic_Files import folder_problem, write_atomically
-from Hyper_Parameters import hyper_parameters_from_dict, load_hyper_parameters, to_yaml
-from Modules import Encoder
+from .atomic_files import folder_problem, write_atomically
+from .hyper_parameters import hyper_parameters_from_dict, load_hyper_parameters, to_yaml
+from .modules import Encoder
 
 HYPER_PARAMETER_FILE = 'Hyper_Parameter.yaml'      # what Train.py writes beside its checkpoints
 HYPER_PARAMETER_KEY = 'Hyper_Parameters'           # the run's settings inside a checkpoint
