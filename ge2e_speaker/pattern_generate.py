@@ -78,6 +78,11 @@ def speed_perturbed(jobs: list, factors: list, train_root: str) -> list:
     return jobs + perturbed
 
 
+SPEED_HELP = ('speed perturbation of the training corpora: each factor (e.g. 0.9,1.1) makes every training speaker '
+              'a new one, resampled so pitch and tempo change together (default: Augmentation.Speed, [] in the '
+              "seed's file); evaluation corpora never")
+
+
 def parse_speeds(text: str) -> list:
     """--speed '0.9,1.1' -> [0.9, 1.1]."""
     try:
@@ -292,10 +297,7 @@ def main(argv=None) -> int:
     parser.add_argument('--metadata', action='store_true', help='only (re)build METADATA.PICKLE from the patterns on disk')
     parser.add_argument('--pack', action='store_true', help='also build or update the packed store of each pattern root '
                         '(for training); with --shard K/N only its K-th share, merged by a --pack without --shard')
-    parser.add_argument('--speed', type=parse_speeds, metavar='F1,F2',
-                        help='speed perturbation of the training corpora: each factor (e.g. 0.9,1.1) makes every '
-                             'training speaker a new one, resampled so pitch and tempo change together '
-                             '(default: Augmentation.Speed, [] in the seed\'s file); evaluation corpora never')
+    parser.add_argument('--speed', type=parse_speeds, metavar='F1,F2', help=SPEED_HELP)
     parser.add_argument('--vctk_mic', default='mic1', help='VCTK 0.92 microphone to take (default mic1)')
     args = parser.parse_args(argv)
 
