@@ -343,6 +343,13 @@ def mel_from_signal(signal: np.ndarray, sound_hp, top_db: float, min_frames: int
     frames = frame_count(len(emphasised), n_fft, sound_hp.Frame_Shift)
     if frames < min_frames:
         raise AudioRejected(f'too short: {frames} frames after trimming, fewer than Sound.Min_Frames ({min_frames})')
+    return mel_of_emphasised(emphasised, sound_hp, frames)
+
+
+def mel_of_emphasised(emphasised: np.ndarray, sound_hp, frames: int) -> np.ndarray:
+    """Frames [0, frames) of the pattern of an emphasised signal -> float32 [frames, Mel_Dim],
+    a block at a time."""
+    n_fft = (sound_hp.Spectrogram_Dim - 1) * 2
     mel = np.empty((frames, sound_hp.Mel_Dim), np.float32)
     block_frames = max(1, BLOCK_SAMPLES // sound_hp.Frame_Shift)
     for first in range(0, frames, block_frames):
@@ -350,6 +357,16 @@ def mel_from_signal(signal: np.ndarray, sound_hp, top_db: float, min_frames: int
         magnitude = magnitude_spectrogram(emphasised, n_fft, sound_hp.Frame_Length, sound_hp.Frame_Shift, first, last)
         mel[first:last] = normalised_log_mel(magnitude, sound_hp)
     return mel
+
+
+def untrimmed_mel(signal: np.ndarray, sound_hp, frames: int = None) -> np.ndarray:
+    """The pattern recipe without the silence trim, so frame f is centred on sample
+    f * Frame_Shift of signal: [frames (default all), Mel_Dim]. Raises AudioRejected for
+    non-finite samples."""
+    require_finite(signal)
+    n_fft = (sound_hp.Spectrogram_Dim - 1) * 2
+    total = frame_count(len(signal), n_fft, sound_hp.Frame_Shift)
+    return mel_of_emphasised(_emphasised_twice(signal, 0, len(signal)), sound_hp, total if frames is None else frames)
 
 
 def mel_from_file(path: str, sound_hp, top_db: float, min_frames: int = 1) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import audio, cpu_defaults, slicing
+from . import audio, cpu_defaults, partials, slicing
 from .checkpoints import load_trained_encoder, select_device
 from .modules import Encoder
 
@@ -121,6 +121,7 @@ class SpeakerEncoder:
         inference = hp.Train.Inference
         self._windows = functools.partial(mel_windows, slices=slices, samples=inference.Samples,
                                           frame_length=self.window_length, overlap=inference.Overlap_Length)
+        self.partial_windows = partials.Windows(hp.Sound, inference)
 
     # Mels -------------------------------------------------------------------------------------
 
@@ -153,18 +154,54 @@ class SpeakerEncoder:
 
     # Audio ------------------------------------------------------------------------------------
 
-    def embed_waveform(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
-        """One utterance: mono samples [n] (float in [-1, 1], or integer PCM) at sample_rate Hz
-        -> float32 [Embedding_Size], unit norm. Raises audio.AudioRejected (e.g. silence)."""
+    @staticmethod
+    def as_float(samples) -> np.ndarray:
+        """Mono samples [n] (float in [-1, 1], or integer PCM) -> float32 [n]."""
         samples = np.asarray(samples)
         if samples.ndim != 1:
             raise ValueError(f'expected mono samples [n], got shape {samples.shape}')
         if np.issubdtype(samples.dtype, np.integer):
             samples = samples / np.iinfo(samples.dtype).max
-        signal = audio.resample(samples.astype(np.float32), sample_rate, self.hp.Sound.Sample_Rate)
+        return samples.astype(np.float32, copy=False)
+
+    def model_signal(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        """Samples at sample_rate -> float32 samples at Sound.Sample_Rate (soxr HQ)."""
+        return audio.resample(self.as_float(samples), sample_rate, self.hp.Sound.Sample_Rate)
+
+    def embed_waveform(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
+        """One utterance: mono samples [n] (float in [-1, 1], or integer PCM) at sample_rate Hz
+        -> float32 [Embedding_Size], unit norm. Raises audio.AudioRejected (e.g. silence)."""
+        signal = self.model_signal(samples, sample_rate)
         with audio.one_blas_thread():
             mel = audio.mel_from_signal(signal, self.hp.Sound, self.top_db)
         return self.embed_mels([mel])[0]
+
+    def embed_utterance(self, wav: np.ndarray, sample_rate: int, return_partials: bool = False):
+        """One utterance, as Resemblyzer's VoiceEncoder.embed_utterance: wav mono samples [n] at
+        sample_rate Hz -> float32 [Embedding_Size], unit norm (embed_waveform's: silence trimmed,
+        the encoder's slicing).
+
+        With return_partials, embeddings over time instead, on the untrimmed signal:
+        (embedding [Embedding_Size], partials float32 [k, Embedding_Size] unit rows, spans), where
+        spans[i] is the slice(start, stop) of wav's samples (at sample_rate) that partial i
+        covers: windows of Train.Inference.Frame_Length frames (64: 1.02 s at 16 kHz) every
+        Frame_Length - Overlap_Length frames (0.51 s), the first from sample 0, the last to
+        sample n; the embedding is the normalised mean of the partials.
+        """
+        if not return_partials:
+            return self.embed_waveform(wav, sample_rate)
+        wav = self.as_float(wav)
+        with audio.one_blas_thread():
+            windows, spans = self.partial_windows.of(self.model_signal(wav, sample_rate), len(wav),
+                                                     sample_rate / self.hp.Sound.Sample_Rate)
+        partial = self.embed_window_batch(windows, [1] * len(windows))     # [k, E], unit rows
+        return normalise(partial.mean(axis=0)), partial, spans
+
+    def stream(self, sample_rate: int) -> partials.PartialStream:
+        """Embeddings over time of a signal that arrives in chunks at sample_rate Hz:
+        stream.push(chunk) -> (new partials [k, E], their spans), stream.close() -> the rest;
+        together equal to embed_utterance(whole, sample_rate, return_partials=True)[1:]."""
+        return partials.PartialStream(self, sample_rate)
 
     def embed_file(self, path: str) -> np.ndarray:
         """One audio file (.wav, .flac, .m4a with ffmpeg, ...) -> float32 [Embedding_Size], unit norm.

@@ -40,8 +40,13 @@ def sliding_windows(mel: np.ndarray, frame_length: int = 64, overlap: int = 32) 
     """Windows covering the whole utterance: [frames, mel_dim] -> [windows, frame_length, mel_dim].
     A short utterance is reflect-padded to one window; the last window ends at the last frame."""
     mel = reflect_pad(mel, frame_length)
-    hop = frame_length - overlap
-    starts = list(range(0, mel.shape[0] - frame_length + 1, hop))
-    if starts[-1] != mel.shape[0] - frame_length:
-        starts.append(mel.shape[0] - frame_length)
-    return np.stack([mel[start:start + frame_length] for start in starts])
+    return np.stack([mel[start:start + frame_length] for start in window_starts(mel.shape[0], frame_length, overlap)])
+
+
+def window_starts(frames: int, frame_length: int = 64, overlap: int = 32) -> list:
+    """First frames of sliding_windows' windows over `frames` frames (at least frame_length):
+    every frame_length - overlap frames, and one more that ends at the last frame."""
+    starts = list(range(0, frames - frame_length + 1, frame_length - overlap))
+    if starts[-1] != frames - frame_length:
+        starts.append(frames - frame_length)
+    return starts
