@@ -32,7 +32,7 @@ from .export import ExportError, export_encoder
 from .hyper_parameters import HyperParameterError
 from .inputs import UNLABELLED, InputError, read_input
 from .npy_writer import NpyRowWriter
-from .plots import plot_tsne
+from .plots import plot_tsne, plot_verification
 from .verification import (TrialListError, VerificationResult, evaluate_trials, read_trials, score_trials,
                            write_verification)
 
@@ -42,7 +42,7 @@ __all__ = ['SpeakerEncoder', 'load_encoder', 'VerificationResult', 'evaluate_tri
 TSNE_LABELS = 30            # the t-SNE figure shows at most this many labels,
 TSNE_PER_LABEL = 20         # and at most this many utterances of each
 OUTPUT_FILES = ('embeddings.npy', 'embeddings_index.tsv', 'speaker_embeddings.pickle', 'tsne.png', 'skipped.tsv',
-                'scores.txt', 'verification.json')          # one run's set: replaced whole
+                'scores.txt', 'verification.json', 'det.png', 'score_histogram.png')          # one run's set: replaced whole
 
 
 class OutputError(RuntimeError):
@@ -125,7 +125,7 @@ def parse_arguments(argv=None):
                         help="auto (default): the seed's 5 x 64 frames up to 192 frames, windows over the whole "
                              "utterance when longer; multi: the seed's 5 x 64 frames (a longer utterance's centre); "
                              "single: one centred window of the training length; full: windows over the whole utterance")
-    parser.add_argument('--no-plot', action='store_true', help='skip tsne.png')
+    parser.add_argument('--no-plot', action='store_true', help='skip the figures (tsne.png, det.png, score_histogram.png)')
     parser.add_argument('--trials', help="a VoxCeleb trial list ('1 id10270/x/00001.wav id10270/y/00008.wav' per line)")
     parser.add_argument('--root', default='', help='the folder the trial paths are relative to')
     parser.add_argument('--batch', type=whole_number(1), default=64, help='utterances per encoder call (default 64)')
@@ -194,6 +194,10 @@ def write_outputs(args, encoder: SpeakerEncoder, inputs, trials: list, out_dir: 
     if trials:
         result = evaluate_trials(encoder, trials, args.root, progress=True, known=known)
         write_verification(result, len(trials), out_dir)
+        targets = np.array([target for target, _, _ in result.trials], dtype=bool)
+        if not args.no_plot and targets.any() and not targets.all():
+            plot_verification(result.scores, targets, out_dir, f'{os.path.basename(args.checkpoint)}, '
+                                                               f'{len(result.trials):,} trials')
 
 
 def main(argv=None) -> int:

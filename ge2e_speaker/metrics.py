@@ -20,6 +20,13 @@ def _error_rates(scores: np.ndarray, targets: np.ndarray):
     return p_miss, p_false_alarm
 
 
+def det_curve(scores, targets) -> tuple:
+    """The detection error trade-off: (p_false_alarm, p_miss) at every threshold, false alarms
+    falling from 1 to 0 and misses rising from 0 to 1."""
+    p_miss, p_false_alarm = _error_rates(scores, targets)
+    return p_false_alarm[::-1], p_miss[::-1]
+
+
 def equal_error_rate(scores, targets) -> float:
     """EER (a fraction, 0..1): where the miss and false-alarm rates cross, linearly interpolated."""
     p_miss, p_false_alarm = _error_rates(scores, targets)

@@ -1,5 +1,8 @@
-"""Figures: the t-SNE map of embeddings that Inference.py draws and Train.py logs."""
+"""Figures: the t-SNE map of embeddings that Inference.py draws and Train.py logs, and the
+verification figures beside verification.json (DET curve, score histograms)."""
 import numpy as np
+
+from . import metrics
 
 
 def tsne_figure(vectors: np.ndarray, labels: list, title: str):
@@ -39,3 +42,54 @@ def plot_tsne(vectors: np.ndarray, labels: list, path: str, title: str) -> bool:
         return False
     save_figure(tsne_figure(vectors, labels, title), path)
     return True
+
+
+def det_figure(scores: np.ndarray, targets: np.ndarray, title: str):
+    """The DET curve of trial scores on normal-deviate (probit) axes, its EER point marked."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from scipy.stats import norm
+    false_alarm, miss = metrics.det_curve(scores, targets)
+    eer = metrics.equal_error_rate(scores, targets)
+    bound = 0.5 / len(scores)                       # 0 and 1 have no normal deviate
+    figure, axes = plt.subplots(figsize=(6, 6))
+    axes.plot(norm.ppf(np.clip(false_alarm, bound, 1 - bound)), norm.ppf(np.clip(miss, bound, 1 - bound)))
+    axes.plot(norm.ppf(max(eer, bound)), norm.ppf(max(eer, bound)), 'o', label=f'EER {100 * eer:.2f} %')
+    ticks = np.array([0.001, 0.01, 0.05, 0.2, 0.5, 0.8])
+    for set_ticks, set_labels in ((axes.set_xticks, axes.set_xticklabels), (axes.set_yticks, axes.set_yticklabels)):
+        set_ticks(norm.ppf(ticks))
+        set_labels([f'{100 * tick:g}' for tick in ticks])
+    limit = norm.ppf([0.0005, 0.9])
+    axes.set_xlim(*limit)
+    axes.set_ylim(*limit)
+    axes.set_xlabel('false alarm rate (%)')
+    axes.set_ylabel('miss rate (%)')
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc='upper right')
+    return figure
+
+
+def score_histogram_figure(scores: np.ndarray, targets: np.ndarray, title: str):
+    """Histograms of target and non-target trial scores (each normalised to unit area)."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    targets = np.asarray(targets, dtype=bool)
+    bins = np.linspace(min(scores.min(), -0.2), 1.0, 61)
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    axes.hist(scores[~targets], bins=bins, density=True, alpha=0.6, label=f'different speakers ({(~targets).sum():,})')
+    axes.hist(scores[targets], bins=bins, density=True, alpha=0.6, label=f'same speaker ({targets.sum():,})')
+    axes.set_xlabel('cosine score')
+    axes.set_ylabel('density')
+    axes.set_title(title)
+    axes.legend(loc='upper left')
+    return figure
+
+
+def plot_verification(scores: np.ndarray, targets: np.ndarray, out_dir: str, title: str) -> None:
+    """det.png and score_histogram.png in out_dir."""
+    import os
+    save_figure(det_figure(scores, targets, title), os.path.join(out_dir, 'det.png'))
+    save_figure(score_histogram_figure(scores, targets, title), os.path.join(out_dir, 'score_histogram.png'))

@@ -267,6 +267,9 @@ def test_verification(corpus, checkpoint, tmp_path, capsys, monkeypatch):
     summary = __import__('json').loads((tmp_path / 'trials_only' / 'verification.json').read_text())
     assert summary['trials_scored'] == 6 and summary['trials_skipped'] == 2
     assert not (tmp_path / 'trials_only' / 'embeddings.npy').exists()
+    for figure in ('det.png', 'score_histogram.png'):   # the verification pictures beside the numbers
+        data = (tmp_path / 'trials_only' / figure).read_bytes()
+        assert data.startswith(b'\x89PNG') and len(data) > 10_000
 
     # with -i as well, files of the input are not embedded a second time for the trials
     decoded.clear()
@@ -275,6 +278,7 @@ def test_verification(corpus, checkpoint, tmp_path, capsys, monkeypatch):
     assert code == 0, err
     assert len(decoded) == len(set(decoded)) == 4 + 12 - 3   # id10001's 4 files, 3 of them in trials
     assert (tmp_path / 'both' / 'scores.txt').read_text() == '\n'.join(lines) + '\n'
+    assert not (tmp_path / 'both' / 'det.png').exists()     # --no-plot
 
 
 def test_evaluate_trials_api(corpus, checkpoint):

@@ -4,6 +4,7 @@ import pytest
 from scipy.stats import norm
 from sklearn.metrics import roc_curve
 
+from ge2e_speaker import metrics
 from ge2e_speaker.metrics import equal_error_rate, minimum_dcf
 
 
@@ -77,3 +78,14 @@ def test_one_class_is_refused():
         equal_error_rate([0.1, 0.2], [1, 1])
     with pytest.raises(ValueError):
         minimum_dcf([0.1, 0.2], [0, 0])
+
+
+def test_det_curve_runs_from_all_false_alarms_to_all_misses_through_the_eer():
+    rng = np.random.default_rng(3)
+    targets = np.r_[np.ones(300, bool), np.zeros(700, bool)]
+    scores = np.r_[rng.normal(1, 1, 300), rng.normal(-1, 1, 700)]
+    false_alarm, miss = metrics.det_curve(scores, targets)
+    assert false_alarm[0] == 1 and miss[0] == 0 and false_alarm[-1] == 0 and miss[-1] == 1
+    assert np.all(np.diff(false_alarm) <= 0) and np.all(np.diff(miss) >= 0)
+    crossing = np.argmin(np.abs(false_alarm - miss))
+    assert (false_alarm[crossing] + miss[crossing]) / 2 == pytest.approx(metrics.equal_error_rate(scores, targets), abs=0.005)
