@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import cpu_defaults
+from . import audio, cpu_defaults
 from .atomic_files import OutputSet, folder_problem
 from .checkpoints import CheckpointError, DeviceError, load_trained_encoder, select_device
 from .embedding import PRECISIONS, SLICE_MODES, SpeakerEncoder, default_workers, load_encoder, normalise, window_length
@@ -42,7 +42,7 @@ __all__ = ['SpeakerEncoder', 'load_encoder', 'VerificationResult', 'evaluate_tri
 TSNE_LABELS = 30            # the t-SNE figure shows at most this many labels,
 TSNE_PER_LABEL = 20         # and at most this many utterances of each
 OUTPUT_FILES = ('embeddings.npy', 'embeddings_index.tsv', 'speaker_embeddings.pickle', 'tsne.png', 'skipped.tsv',
-                'scores.txt', 'verification.json', 'det.png', 'score_histogram.png')          # one run's set: replaced whole
+                'scores.txt', 'verification.json', 'det.png', 'score_histogram.png', 'partials.npy', 'partials.tsv')          # one run's set: replaced whole
 
 
 class OutputError(RuntimeError):
@@ -125,6 +125,8 @@ def parse_arguments(argv=None):
                         help="auto (default): the seed's 5 x 64 frames up to 192 frames, windows over the whole "
                              "utterance when longer; multi: the seed's 5 x 64 frames (a longer utterance's centre); "
                              "single: one centred window of the training length; full: windows over the whole utterance")
+    parser.add_argument('--partials', action='store_true',
+                        help='with -i: also embeddings over time, partials.npy and partials.tsv (start, end in seconds)')
     parser.add_argument('--no-plot', action='store_true', help='skip the figures (tsne.png, det.png, score_histogram.png)')
     parser.add_argument('--trials', help="a VoxCeleb trial list ('1 id10270/x/00001.wav id10270/y/00008.wav' per line)")
     parser.add_argument('--root', default='', help='the folder the trial paths are relative to')
@@ -178,6 +180,23 @@ def run(args) -> None:
           + (f' (the files of an earlier run there were removed: {", ".join(earlier)})' if earlier else ''))
 
 
+def write_partials(encoder: SpeakerEncoder, paths: list, skipped: dict, out_dir: str) -> int:
+    """--partials: embeddings over time of every embedded file: partials.npy (float32 [rows, 256],
+    unit rows) and partials.tsv (row, path, the partial's number in its file, start and end in
+    seconds). Returns the rows written."""
+    writer = NpyRowWriter(os.path.join(out_dir, 'partials.npy'), encoder.embedding_size)
+    rate = encoder.hp.Sound.Sample_Rate
+    with open(os.path.join(out_dir, 'partials.tsv'), 'w', encoding='utf-8') as table:
+        table.write('row\tpath\tpartial\tstart_s\tend_s\n')
+        for path in tqdm([path for path in paths if path not in skipped], desc='Partials', unit='utt'):
+            _, partials, spans = encoder.embed_utterance(audio.load_audio(path, rate), rate, return_partials=True)
+            for number, (vector, span) in enumerate(zip(partials, spans)):
+                table.write(f'{writer.rows}\t{path}\t{number}\t{span.start / rate:.4f}\t{span.stop / rate:.4f}\n')
+                writer.append(vector)
+    writer.close()
+    return writer.rows
+
+
 def write_outputs(args, encoder: SpeakerEncoder, inputs, trials: list, out_dir: str) -> None:
     """Embed -i's files and score --trials into out_dir (the run's staging folder)."""
     trial_files = {os.path.abspath(os.path.join(args.root, path)): path
@@ -191,6 +210,8 @@ def write_outputs(args, encoder: SpeakerEncoder, inputs, trials: list, out_dir: 
         known = {trial_files[path]: vector for path, vector in kept.items()}
         print(f'Embedded {rows:,} of {len(paths):,} files in {seconds:.1f} s ({len(paths) / seconds:.1f} utterances/s)'
               + (f'; {len(skipped):,} skipped (see {args.output}/skipped.tsv for why)' if skipped else ''))
+        if args.partials:
+            print(f'{write_partials(encoder, paths, skipped, out_dir):,} partial embeddings over time of {rows:,} files')
     if trials:
         result = evaluate_trials(encoder, trials, args.root, progress=True, known=known)
         write_verification(result, len(trials), out_dir)
@@ -202,6 +223,9 @@ def write_outputs(args, encoder: SpeakerEncoder, inputs, trials: list, out_dir: 
 
 def main(argv=None) -> int:
     args = parse_arguments(argv)
+    if args.partials and not args.input:
+        print('Inference.py: --partials embeds the files of -i over time: give -i INPUT too', file=sys.stderr)
+        return 2
     if not (args.input or args.trials or args.export_torchscript or args.export_onnx):
         print('Inference.py: nothing to do: give -i INPUT, --trials FILE, --export-torchscript or --export-onnx',
               file=sys.stderr)

@@ -386,3 +386,24 @@ def test_onnx_export(checkpoint, tmp_path, capsys):
     with torch.inference_mode():
         expected = embedding.load_encoder(checkpoint).model(torch.from_numpy(mels)).numpy()
     np.testing.assert_allclose(session.run(None, {'mels': mels})[0], expected, atol=1e-4)
+
+
+def test_partials_from_the_command_line(corpus, checkpoint, tmp_path, capsys):
+    code, out, err = run_cli(capsys, '-c', checkpoint, '-i', os.path.join(corpus, 'id10001'), '-o', tmp_path,
+                             '--partials', '--no-plot')
+    assert code == 0, err
+    rows = [line.split('\t') for line in (tmp_path / 'partials.tsv').read_text().splitlines()[1:]]
+    partials = np.load(tmp_path / 'partials.npy')
+    assert partials.shape == (len(rows), 256) and [int(row[0]) for row in rows] == list(range(len(rows)))
+    assert np.allclose(np.linalg.norm(partials, axis=1), 1, atol=1e-5)
+    paths = sorted({row[1] for row in rows})
+    assert len(paths) == 4 and f'{len(rows)} partial embeddings over time of 4 files' in out
+    encoder = embedding.load_encoder(checkpoint, workers=0)
+    for path in paths:   # each file's rows: its partials in order, from 0 s to its end, as the API gives them
+        mine = [row for row in rows if row[1] == path]
+        samples = audio.load_audio(path, 16000)
+        _, expected, spans = encoder.embed_utterance(samples, 16000, return_partials=True)
+        np.testing.assert_allclose(partials[[int(row[0]) for row in mine]], expected, atol=1e-5)
+        assert float(mine[0][3]) == 0 and float(mine[-1][4]) == pytest.approx(len(samples) / 16000, abs=1e-4)
+    code, out, err = run_cli(capsys, '-c', checkpoint, '--trials', tmp_path / 'x.txt', '--partials')
+    assert code == 2 and 'give -i INPUT too' in err
