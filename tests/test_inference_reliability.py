@@ -75,8 +75,8 @@ def test_an_interrupted_run_leaves_the_earlier_set_whole(corpus, checkpoint, tmp
     code, stdout, err = run_cli(capsys, '-c', checkpoint, '--trials', tmp_path / 'trials.txt', '--root', corpus,
                                 '-o', out)
     assert code == 0, err
-    assert sorted(os.listdir(out)) == ['scores.txt', 'verification.json']           # one run's set, never a mix
-    assert (f'Wrote scores.txt, verification.json in {out} (the files of an earlier run there were removed: '
+    assert sorted(os.listdir(out)) == ['det.png', 'score_histogram.png', 'scores.txt', 'verification.json']   # one run's set
+    assert (f'Wrote scores.txt, verification.json, det.png, score_histogram.png in {out} (the files of an earlier run there were removed: '
             f'embeddings.npy, embeddings_index.tsv, speaker_embeddings.pickle, skipped.tsv)') in stdout
 
 
