@@ -25,6 +25,8 @@ import scipy.fft
 import soundfile
 import soxr
 
+from . import file_kinds
+
 PREEMPHASIS = 0.97
 TRIM_FRAME_LENGTH = 32
 TRIM_HOP_LENGTH = 16
@@ -75,7 +77,8 @@ def audio_files(root: str, log=print) -> list:
     million files).
 
     Symbolic links are followed, but each folder is walked once: a link back to a folder
-    already walked (a loop) gets one line. An unlistable folder gets one line too.
+    already walked (a loop) gets one line. An unlistable folder gets one line too, and so does a
+    folder named like audio (x.wav/). Special files (pipes, devices) are listed: decoding refuses them.
     """
     found, walked = [], {}
     stack = [root]
@@ -94,7 +97,12 @@ def audio_files(root: str, log=print) -> list:
         except OSError as error:
             log(f'{shown(folder)}: cannot be listed ({error.strerror}); its files are left out')
             continue
-        stack.extend(entry.path for entry in reversed(entries) if entry.is_dir(follow_symlinks=True))
+        folders = [entry for entry in entries if entry.is_dir(follow_symlinks=True)]
+        for entry in folders:
+            if entry.name.lower().endswith(AUDIO_EXTENSIONS):
+                log(f'{shown(entry.path)}: a folder, not an audio file, though its name ends like one: '
+                    f'walked as a folder')
+        stack.extend(entry.path for entry in reversed(folders))
         found.extend(entry.path for entry in entries
                      if not entry.is_dir(follow_symlinks=True) and entry.name.lower().endswith(AUDIO_EXTENSIONS))
     return sorted(found)
@@ -149,7 +157,11 @@ def _mono_blocks(blocks, empty: str):
 def audio_blocks(path: str, start: float = None, end: float = None) -> tuple:
     """(native rate, iterator of mono float32 blocks) of any channel count, bit depth or rate;
     with start and end (seconds), of that segment only. Raises AudioRejected (unreadable, empty,
-    non-finite), at once or while iterating."""
+    non-finite), at once or while iterating; a path that is not a regular file (a named pipe, a
+    device) is refused without being opened."""
+    problem = file_kinds.problem(path)
+    if problem is not None:
+        raise AudioRejected(problem)
     if path.lower().endswith(FFMPEG_EXTENSIONS):
         samples, rate = _decode_with_ffmpeg(path)
         first, stop = _segment(rate, start, end, len(samples))

@@ -195,10 +195,10 @@ class _Pipeline:
 
 
 def training_batches(dataset: datasets.SpeakerDataset, speakers_per_batch: int, min_frames: int, max_frames: int,
-                     workers: int, device: torch.device, sampler=None):
+                     workers: int, device: torch.device, sampler=None, seed: int = 0):
     """Train.py's training batches: StoreBatches with `workers` threads when the dataset reads a packed
     store, otherwise the pickles' DataLoader with `workers` processes (datasets.make_loader)."""
     if dataset.store is not None:
-        return StoreBatches(dataset, speakers_per_batch, min_frames, max_frames, workers, device, sampler)
+        return StoreBatches(dataset, speakers_per_batch, min_frames, max_frames, workers, device, sampler, seed)
     return datasets.make_loader(dataset, datasets.TrainCollater(min_frames, max_frames), speakers_per_batch, workers,
                                 training=True, pin_memory=device.type == 'cuda', sampler=sampler)

@@ -16,6 +16,7 @@ from types import SimpleNamespace
 
 import torch
 
+from . import file_kinds
 from .atomic_files import folder_problem, write_atomically
 from .hyper_parameters import hyper_parameters_from_dict, load_hyper_parameters, to_yaml
 from .modules import Encoder
@@ -110,8 +111,10 @@ def training_state_of(path: str):
 def load_checkpoint(path: str) -> dict:
     """A checkpoint of this project or of the seed, or a bare state_dict, loaded as data only.
     Raises CheckpointError for a missing, damaged or code-carrying file."""
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise CheckpointError(f'{path}: no such checkpoint')
+    if file_kinds.problem(path) is not None:
+        raise CheckpointError(f'{path}: {file_kinds.problem(path)}; a checkpoint is a file (S_<step>.pkl)')
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')          # torch's notes on pickle protocols

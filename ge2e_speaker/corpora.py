@@ -99,7 +99,7 @@ def corpus_jobs(flag: str, corpus_root: str, root: str, vctk_mic: str = 'mic1') 
             continue
         speaker, stem, *video = identity
         name = patterns.pattern_name(dataset, speaker, stem, video[0] if video else None)
-        jobs.append(Job(path, dataset, speaker.upper(), f'{dataset}/{name}', root))
+        jobs.append(Job(path, dataset, patterns.speaker_id(speaker), f'{dataset}/{name}', root))
     return jobs
 
 
@@ -120,17 +120,36 @@ def _pattern_file(tag: str, speaker: str, stem: str) -> str:
     return f'{tag}/{patterns.pattern_name(tag, speaker, stem)}'
 
 
+def check_distinct_speakers(names, where: str, what: str) -> None:
+    """Raise CorpusError, before anything is written, when two speaker names of one corpus give one
+    speaker id (patterns.speaker_id: 'Anna' and 'anna' are both ANNA): naming both, and how to fix it."""
+    by_id = {}
+    for name in sorted(set(names)):
+        by_id.setdefault(patterns.speaker_id(name), []).append(name)
+    clashes = [found for found in by_id.values() if len(found) > 1]
+    if clashes:
+        shown = '; '.join(' and '.join(repr(name) for name in found) + f' would both be speaker '
+                          f'{patterns.speaker_id(found[0])}' for found in clashes[:3])
+        more = f' (and {len(clashes) - 3} more)' if len(clashes) > 3 else ''
+        raise CorpusError(f'{where}: {shown}{more}: pattern names upper-case speaker ids and write "." as "_", so '
+                          f'their recordings would merge into one speaker. Rename one {what} (for example '
+                          f'{clashes[0][1]} -> {clashes[0][1]}_2), or give each its own corpus and tag '
+                          f'(-folder TAG=DIR, -kaldi TAG=DIR). Nothing was written.')
+
+
 def folder_jobs(corpus_root: str, tag: str, root: str) -> list:
     """One folder per speaker: corpus_root/<speaker>/**/<file>, at any depth below the speaker's
     folder. The stem keeps the sub-folders (a/b/c.wav -> a_b_c), so equal file names in two
-    sub-folders stay two patterns."""
-    jobs = []
+    sub-folders stay two patterns. Raises CorpusError for two folders of one speaker id."""
+    jobs, speakers = [], set()
     for path in audio_files(corpus_root):
         relative = os.path.relpath(path, corpus_root).split(os.sep)
         if len(relative) < 2:        # a file directly in the corpus folder has no speaker
             continue
         stem = '_'.join(relative[1:-1] + [_stem(path)])
-        jobs.append(Job(path, tag, relative[0].upper(), _pattern_file(tag, relative[0], stem), root))
+        speakers.add(relative[0])
+        jobs.append(Job(path, tag, patterns.speaker_id(relative[0]), _pattern_file(tag, relative[0], stem), root))
+    check_distinct_speakers(speakers, f'-folder {corpus_root}', 'folder')
     return jobs
 
 
@@ -214,7 +233,7 @@ def kaldi_jobs(data_dir: str, tag: str, root: str, report) -> list:
     else:
         utterances = {utterance: (path, None, None) for utterance, path in recordings.items()}
     utt2spk = os.path.join(data_dir, 'utt2spk')
-    jobs, seen = [], set()
+    jobs, seen, speakers = [], set(), set()
     for number, (utterance, speaker) in _table(utt2spk, report, 2):
         if utterance in seen:
             report(f'{utt2spk}:{number}', f'{utterance} is listed twice; the first line is kept')
@@ -225,7 +244,9 @@ def kaldi_jobs(data_dir: str, tag: str, root: str, report) -> list:
                                           f'(or its entry was skipped)')
             continue
         path, start, end = utterances[utterance]
-        jobs.append(Job(path, tag, speaker.upper(), _pattern_file(tag, speaker, utterance), root, start, end))
+        speakers.add(speaker)
+        jobs.append(Job(path, tag, patterns.speaker_id(speaker), _pattern_file(tag, speaker, utterance), root, start, end))
     for utterance in sorted(set(utterances) - seen):
         report(f'{utt2spk}', f'{utterance}: no speaker (not in utt2spk): skipped')
+    check_distinct_speakers(speakers, f'-kaldi {data_dir}', 'speaker id in utt2spk')
     return sorted(jobs, key=lambda job: job.pattern_file)

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from . import pattern_store, slicing
+from . import pattern_store, runtime, slicing
 from .patterns import load_metadata, load_pickle, pattern_key
 
 
@@ -267,8 +267,9 @@ class EvalCollater:
 
 
 def _ignore_interrupts(worker_id: int) -> None:
-    """Workers leave Ctrl-C to the main process, which finishes its step and saves."""
+    """Workers leave Ctrl-C to the main process, which finishes its step and saves, and die with it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    runtime.die_with_parent()
 
 
 def make_loader(dataset, collater, speakers_per_batch: int, num_workers: int, training: bool,

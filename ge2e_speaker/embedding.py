@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import audio, cpu_defaults, partials, slicing
+from . import audio, cpu_defaults, partials, runtime, slicing
 from .checkpoints import load_trained_encoder, select_device
 from .modules import Encoder
 
@@ -66,8 +66,6 @@ class _FileWindows(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         path = self.paths[index]
-        if not os.path.isfile(path):
-            return index, None, 'missing: no such file'
         try:
             with audio.one_blas_thread():
                 mel = audio.mel_from_file(path, self.sound_hp, self.top_db)
@@ -222,7 +220,7 @@ class SpeakerEncoder:
         workers = self.workers if len(dataset) > self.batch_size else 0   # few files: no start-up cost
         loader = torch.utils.data.DataLoader(
             dataset, batch_size=self.batch_size, shuffle=False, num_workers=workers, collate_fn=_as_list,
-            prefetch_factor=4 if workers else None)
+            prefetch_factor=4 if workers else None, worker_init_fn=runtime.die_with_parent if workers else None)
         bar = tqdm(total=len(dataset), unit='utt', desc='Embedding', disable=not progress, smoothing=0.1)
         try:
             for batch in loader:

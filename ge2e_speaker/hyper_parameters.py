@@ -11,6 +11,8 @@ from typing import Callable, NamedTuple
 
 import yaml
 
+from . import file_kinds
+
 # Keys the port added. A seed user's file lacks them and still loads.
 PORT_DEFAULTS = {
     'Sound': {
@@ -22,6 +24,7 @@ PORT_DEFAULTS = {
         'Loss': {'Type': 'softmax', 'Centroid': 'exclusive'},
         'Mixed_Precision': False,
         'Use_Packed_Store': True,
+        'Seed': 0,
     },
     'Augmentation': {   # all off: the original trains on clean patterns (augmentation.py)
         'Speed': [],
@@ -101,7 +104,7 @@ SCHEMA = {
         'Gradient_Norm': number_above(0), 'Max_Step': POSITIVE, 'Checkpoint_Save_Interval': POSITIVE,
         'Logging_Interval': POSITIVE, 'Evaluation_Interval': POSITIVE, 'Initial_Inference': FLAG,
         'Loss': {'Type': one_of('softmax', 'contrast'), 'Centroid': one_of('exclusive', 'inclusive')},
-        'Mixed_Precision': FLAG,
+        'Mixed_Precision': FLAG, 'Seed': whole_number(0),
     },
     'Augmentation': {
         'Speed': SPEEDS,
@@ -188,8 +191,10 @@ def load_hyper_parameters(path: str = 'Hyper_Parameter.yaml') -> SimpleNamespace
     Relative paths in the file (patterns, checkpoints, logs) stay relative to the working
     directory, as users of the seed expect.
     """
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise HyperParameterError(f'{path}: no such hyper-parameter file (pass another with -hp PATH)')
+    if file_kinds.problem(path) is not None:
+        raise HyperParameterError(f'{path}: {file_kinds.problem(path)}; pass a YAML file with -hp PATH')
     try:
         with open(path, encoding='utf-8') as stream:
             given = yaml.safe_load(stream)

@@ -19,6 +19,7 @@ import os
 import pickle
 import sys
 import time
+from collections import Counter
 
 import numpy as np
 import torch
@@ -210,6 +211,8 @@ def write_outputs(args, encoder: SpeakerEncoder, inputs, trials: list, out_dir: 
         known = {trial_files[path]: vector for path, vector in kept.items()}
         print(f'Embedded {rows:,} of {len(paths):,} files in {seconds:.1f} s ({len(paths) / seconds:.1f} utterances/s)'
               + (f'; {len(skipped):,} skipped (see {args.output}/skipped.tsv for why)' if skipped else ''))
+        for reason, count in sorted(Counter(reason.split(':')[0] for reason in skipped.values()).items()):
+            print(f'  skipped: {reason}: {count:,}')
         if args.partials:
             print(f'{write_partials(encoder, paths, skipped, out_dir):,} partial embeddings over time of {rows:,} files')
     if trials:

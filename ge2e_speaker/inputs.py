@@ -1,6 +1,7 @@
 """What Inference.py embeds: a folder, a list file or one audio file -> (paths, labels)."""
 import os
 
+from . import file_kinds
 from .audio import AUDIO_EXTENSIONS, audio_files, shown
 
 UNLABELLED = ''
@@ -23,10 +24,12 @@ def read_input(source: str, log=print) -> tuple[list, list]:
     """
     if os.path.isdir(source):
         return _walk(source, log)
-    if not os.path.isfile(source):
+    if not os.path.exists(source):
         raise InputError(f'{source}: no such input file or folder')
-    if source.lower().endswith(AUDIO_EXTENSIONS):
+    if source.lower().endswith(AUDIO_EXTENSIONS):        # decoding names any problem of the file
         return _utf8_names([source], [UNLABELLED], log)
+    if file_kinds.problem(source) is not None:
+        raise InputError(f'{source}: {file_kinds.problem(source)}; give a folder, an audio file or a list file')
     what_to_give = (f'give a folder, an audio file ({", ".join(AUDIO_EXTENSIONS)}) or a UTF-8 list, '
                     f'"path label" per line')
     with open(source, 'rb') as stream:

@@ -20,7 +20,7 @@ from collections import Counter
 
 from tqdm import tqdm
 
-from . import atomic_files, audio, augmentation, corpora, pattern_store, patterns
+from . import atomic_files, audio, augmentation, corpora, pattern_store, patterns, runtime
 from .corpora import CORPORA, USER_CORPORA, CorpusError, Job
 from .hyper_parameters import HyperParameterError, load_hyper_parameters
 
@@ -41,9 +41,11 @@ def drop_non_utf8_names(jobs: list, log=print) -> tuple:
 def drop_same_name_sources(jobs: list, log=print) -> tuple:
     """(jobs, how many were dropped), one job per pattern file.
 
-    Sources that map to one pattern (p225_001.wav beside p225_001.flac) keep the first in
+    One recording in several formats (p225_001.wav beside p225_001.flac) keeps the first in
     audio.AUDIO_EXTENSIONS order (.wav, .flac, .m4a, ..., then others), then in path order;
     each other one gets a line. The choice depends on the paths alone, never on worker timing.
+    Two different recordings that would get one name (spk/a_b.wav and spk/a/b.wav) raise
+    CorpusError before anything is written, naming both.
     """
     order = audio.AUDIO_EXTENSIONS
 
@@ -51,12 +53,20 @@ def drop_same_name_sources(jobs: list, log=print) -> tuple:
         extension = os.path.splitext(job.audio_path)[1].lower()
         return order.index(extension) if extension in order else len(order), job.audio_path
 
-    chosen = {}
+    chosen, clashes = {}, []
     for job in sorted(jobs, key=preference):
         kept = chosen.setdefault((job.root, job.pattern_file), job)
-        if kept is not job:
-            log(f'{job.audio_path}: same pattern name as {kept.audio_path} ({job.pattern_file}): '
-                f'that one is used ({", ".join(order)} first, then path order)')
+        if kept is job:
+            continue
+        if (os.path.splitext(kept.audio_path)[0], kept.start) != (os.path.splitext(job.audio_path)[0], job.start):
+            clashes.append(f'{kept.audio_path} and {job.audio_path} would both be {job.pattern_file}')
+            continue
+        log(f'{job.audio_path}: same recording as {kept.audio_path} in another format ({job.pattern_file}): '
+            f'that one is used ({", ".join(order)} first, then path order)')
+    if clashes:
+        more = f' (and {len(clashes) - 3} more)' if len(clashes) > 3 else ''
+        raise CorpusError(f'two different recordings would get one pattern name: {"; ".join(clashes[:3])}{more}. '
+                          f'Rename one of each pair (a pattern name joins sub-folders with "_"). Nothing was written.')
     winners = set(map(id, chosen.values()))
     return [job for job in jobs if id(job) in winners], len(jobs) - len(chosen)
 
@@ -109,7 +119,9 @@ def trim_top_dB(sound_hp, dataset: str) -> float:
 _worker = {}
 
 
-def _start_worker(hp) -> None:
+def _start_worker(hp, in_pool: bool = False) -> None:
+    if in_pool:
+        runtime.die_with_parent()
     _worker['hp'] = hp
     _worker['records'] = {}
     _worker['limits'] = audio.one_blas_thread()   # one BLAS thread per process: processes give the parallelism
@@ -200,7 +212,7 @@ def _generate(jobs: list, roots: list, hp, workers: int, log) -> Counter:
         results = map(make_pattern, todo)
     else:
         context = multiprocessing.get_context('fork' if sys.platform.startswith('linux') else 'spawn')
-        pool = context.Pool(workers, initializer=_start_worker, initargs=(hp,))
+        pool = context.Pool(workers, initializer=_start_worker, initargs=(hp, True))
         results = pool.imap_unordered(make_pattern, todo, chunksize=8)
     try:
         for job, status, detail in results:
@@ -322,13 +334,17 @@ def main(argv=None) -> int:
         print(error, file=sys.stderr)
         return 2
     jobs, non_utf8 = drop_non_utf8_names(jobs)
-    jobs, same_name = drop_same_name_sources(jobs)
+    try:
+        jobs, same_name = drop_same_name_sources(jobs)
+    except CorpusError as error:
+        print(error, file=sys.stderr)
+        return 2
     speeds = args.speed if args.speed is not None else augmentation.parse_speeds(hp.Augmentation.Speed)
     if speeds:
         jobs = speed_perturbed(jobs, speeds, hp.Train.Train_Pattern.Path)
         print(f'speed perturbation {", ".join(f"{factor:g}" for factor in speeds)}: {len(jobs)} training and '
               f'evaluation files in all, each factor a new speaker ({augmentation.speed_speaker("<speaker>", speeds[0])})')
-    rejected = Counter({'rejected: file name not UTF-8': non_utf8, 'rejected: same pattern name': same_name})
+    rejected = Counter({'rejected: file name not UTF-8': non_utf8, 'rejected: same recording in another format': same_name})
     if args.shard:
         shard, shards = args.shard
         jobs = jobs[shard::shards]

@@ -16,6 +16,7 @@ from collections import defaultdict
 import numpy as np
 from tqdm import tqdm
 
+from . import file_kinds
 from .atomic_files import write_atomically
 
 PICKLE_PROTOCOL = 4
@@ -49,8 +50,10 @@ def load_pickle(path: str):
     """Load a pattern or metadata pickle without running anything it names.
 
     Raises UnsafePickleError (a forbidden class) or pickle.UnpicklingError (a damaged file),
-    both naming the file.
+    both naming the file; a path that is not a regular file is refused without being opened.
     """
+    if file_kinds.problem(path) is not None:
+        raise pickle.UnpicklingError(f'{path}: {file_kinds.problem(path)}')
     with open(path, 'rb') as stream:
         data = stream.read()
     try:
@@ -61,9 +64,15 @@ def load_pickle(path: str):
         raise pickle.UnpicklingError(f'{path}: not a readable pickle ({type(error).__name__}: {error})') from None
 
 
+def speaker_id(name: str) -> str:
+    """The speaker id that a pattern's name and 'Speaker' hold: the seed's upper-cased name, with
+    '.' (the name's separator) written as '_'. Two names may give one id: corpora.py refuses them."""
+    return name.upper().replace('.', '_')
+
+
 def pattern_name(dataset: str, speaker: str, stem: str, video: str = None) -> str:
-    """<Dataset>.<Speaker>[.<video>].<stem>.PICKLE, the seed's naming (speaker upper-cased)."""
-    parts = [dataset, speaker.upper()] + ([video] if video else []) + [stem]
+    """<Dataset>.<Speaker>[.<video>].<stem>.PICKLE, the seed's naming (speaker_id of the speaker)."""
+    parts = [dataset, speaker_id(speaker)] + ([video] if video else []) + [stem]
     return '.'.join(parts) + PATTERN_SUFFIX
 
 
@@ -74,7 +83,7 @@ def pattern_key(file: str, dataset: str) -> str:
 
 
 def pattern_bytes(mel: np.ndarray, speaker: str, dataset: str) -> bytes:
-    return pickle.dumps({'Mel': mel.astype(np.float32, copy=False), 'Speaker': speaker.upper(), 'Dataset': dataset},
+    return pickle.dumps({'Mel': mel.astype(np.float32, copy=False), 'Speaker': speaker_id(speaker), 'Dataset': dataset},
                         protocol=PICKLE_PROTOCOL)
 
 
@@ -158,7 +167,8 @@ def list_patterns(root: str) -> list:
             if not folder.is_dir() or folder.name.startswith('.'):
                 continue
             with os.scandir(folder.path) as files:
-                found.extend(f'{folder.name}/{entry.name}' for entry in files if entry.name.endswith(PATTERN_SUFFIX))
+                found.extend(f'{folder.name}/{entry.name}' for entry in files
+                             if entry.name.endswith(PATTERN_SUFFIX) and entry.is_file())
     return sorted(found)
 
 

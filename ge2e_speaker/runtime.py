@@ -1,14 +1,18 @@
 """What a training process needs from its surroundings: torchrun's environment and process group,
-CPU arithmetic, native bfloat16 detection, stop requests (Ctrl-C, SIGTERM) and the death of its
-DataLoader workers."""
+CPU arithmetic, native bfloat16 detection, stop requests (Ctrl-C, SIGTERM), the death of its
+DataLoader workers, and workers that die with their parent."""
+import ctypes
 import os
 import re
 import signal
+import sys
 import threading
 from dataclasses import dataclass
 
 import torch
 from torch.utils.data._utils import signal_handling
+
+PR_SET_PDEATHSIG = 1        # linux/prctl.h
 
 
 @dataclass(frozen=True)
@@ -113,3 +117,16 @@ def meet_worker_deaths_in_loop() -> None:
     if hasattr(signal, 'SIGCHLD') and threading.current_thread() is threading.main_thread():
         signal_handling._set_SIGCHLD_handler()      # torch installs it once per process: now, to switch it off
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
+def die_with_parent(*_) -> None:
+    """Ask Linux to kill this worker process when its parent dies (prctl PR_SET_PDEATHSIG), so
+    that a run killed with SIGKILL or by a timeout leaves no orphaned workers; elsewhere a no-op.
+    Takes and ignores a DataLoader's worker id (worker_init_fn)."""
+    if not sys.platform.startswith('linux'):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass

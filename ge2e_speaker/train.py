@@ -73,7 +73,7 @@ def training_data(hp, process: runtime.TorchrunProcess, device: torch.device, wo
     datasets.check_enough_speakers(dataset, batch.Speaker, process.world_size)
     sampler = torch.utils.data.DistributedSampler(dataset, drop_last=True) if process.distributed else None
     loader = batches.training_batches(dataset, batch.Speaker, train_hp.Frame_Length.Min, train_hp.Frame_Length.Max,
-                                      workers, device, sampler)
+                                      workers, device, sampler, seed=train_hp.Seed)
     return dataset, sampler, loader
 
 
@@ -106,9 +106,9 @@ class Trainer:
         if self.device.type == 'cuda':
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.benchmark = True
-        # A fresh data stream per rank and per resumption (DDP copies rank 0's initial weights); the
-        # packed store's batches instead go on from where the checkpoint left them (batches.py).
-        torch.manual_seed(1_000_003 * self.process.rank + resume_step)
+        # A fresh data stream per Train.Seed, rank and resumption (DDP copies rank 0's initial weights);
+        # the packed store's batches instead go on from where the checkpoint left them (batches.py).
+        torch.manual_seed(1_000_000_007 * hp.Train.Seed + 1_000_003 * self.process.rank + resume_step)
         # Mixed precision: float16 with loss scaling on CUDA; bfloat16 (float32's range, no
         # scaling) on CPUs with native bfloat16 arithmetic.
         self.autocast_dtype = torch.float16 if self.device.type == 'cuda' else torch.bfloat16

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import metrics
+from . import file_kinds, metrics
 from .embedding import NONFINITE
 
 P_TARGET = 0.01              # the VoxCeleb challenge's minDCF prior, with C_miss = C_fa = 1
@@ -34,8 +34,10 @@ class VerificationResult:
 
 def read_trials(path: str) -> list:
     """A VoxCeleb trial list (UTF-8, a byte-order mark allowed) -> [(target, path_a, path_b)]."""
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise TrialListError(f'{path}: no such trial list')
+    if file_kinds.problem(path) is not None:
+        raise TrialListError(f'{path}: {file_kinds.problem(path)}; a trial list is a UTF-8 text file')
     trials = []
     try:
         with open(path, encoding='utf-8-sig') as stream:

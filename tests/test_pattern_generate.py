@@ -193,8 +193,8 @@ def test_same_name_sources_keep_one_by_rule(tmp_path, hp_file, capsys):
     hp = load_hyper_parameters(hp_file)
     text = capsys.readouterr().out
     wav = f'{corpus}/wav48/p225/p225_001.wav'
-    assert f'{flac}: same pattern name as {wav} (VCTK/VCTK.P225.p225_001.PICKLE): that one is used' in text
-    assert '2 generated, 0 skipped (already done), 1 rejected' in text and 'rejected: same pattern name: 1' in text
+    assert f'{flac}: same recording as {wav} in another format (VCTK/VCTK.P225.p225_001.PICKLE): that one is used' in text
+    assert '2 generated, 0 skipped (already done), 1 rejected' in text and 'rejected: same recording in another format: 1' in text
     pattern = patterns.load_pickle(f'{hp.Train.Train_Pattern.Path}/VCTK/VCTK.P225.p225_001.PICKLE')
     np.testing.assert_array_equal(pattern['Mel'], audio.mel_from_file(wav, hp.Sound, 15))
     assert len(assert_consistent(hp.Train.Train_Pattern.Path)['File_List']) == 2
