@@ -9,7 +9,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from . import patterns
+from . import file_kinds, patterns
 from .audio import audio_files
 VCTK_MIC = re.compile(r'^(?P<stem>.+)_(?P<mic>mic\d)$')
 CMU_ARCTIC_FOLDER = re.compile(r'^cmu_us_(?P<speaker>[^_]+)_arctic$', re.IGNORECASE)
@@ -172,10 +172,10 @@ def _resolve(location: str, data_dir: str):
     """A wav.scp path: absolute as it is; relative against the current folder, then the data
     directory's parent (the corpus root, as in speechocean762). None when neither exists."""
     if os.path.isabs(location):
-        return location if os.path.isfile(location) else None
+        return location if os.path.exists(location) else None
     for base in (os.getcwd(), os.path.dirname(os.path.abspath(data_dir))):
         candidate = os.path.join(base, location)
-        if os.path.isfile(candidate):
+        if os.path.exists(candidate):
             return candidate
     return None
 
@@ -222,10 +222,13 @@ def kaldi_jobs(data_dir: str, tag: str, root: str, report) -> list:
     """A Kaldi data directory: wav.scp and utt2spk, and segments when present. Raises CorpusError
     when wav.scp or utt2spk is missing; entries that name a missing file or an unknown utterance
     are reported by line and skipped."""
-    for needed in ('wav.scp', 'utt2spk'):
-        if not os.path.isfile(os.path.join(data_dir, needed)):
+    for needed in ('wav.scp', 'utt2spk', 'segments'):
+        path = os.path.join(data_dir, needed)
+        if not os.path.lexists(path) and needed != 'segments':
             raise CorpusError(f'{data_dir}: no {needed}: a Kaldi data directory needs wav.scp (utterance-id path) '
                               f'and utt2spk (utterance-id speaker-id)')
+        if os.path.lexists(path) and file_kinds.problem(path) is not None:
+            raise CorpusError(f'{path}: {file_kinds.problem(path)}; a Kaldi list is a text file')
     recordings = _read_wav_scp(data_dir, report)
     segments_file = os.path.join(data_dir, 'segments')
     if os.path.isfile(segments_file):

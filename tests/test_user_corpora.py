@@ -157,3 +157,48 @@ def test_trim_threshold_of_an_unnamed_tag_is_the_default(tmp_path, hp_file):
     sound = load_hyper_parameters(hp_file).Sound
     assert pattern_generate.trim_top_dB(sound, 'VCTK') == 15
     assert pattern_generate.trim_top_dB(sound, 'voices') == sound.Trim_Top_dB.Default == 23
+
+
+def generate_exit(capsys, hp_file, *arguments):
+    code = pattern_generate.main(['-hp', hp_file, '-mw', '1', *arguments])
+    captured = capsys.readouterr()
+    return code, captured.out + captured.err
+
+
+def named_speaker_folders(root, *names):
+    for index, name in enumerate(names):
+        for utterance in range(2):
+            corpora.write(f'{root}/{name}/u{utterance}.wav', corpora.voice(index, utterance), 16000)
+    return root
+
+
+@pytest.mark.parametrize('first, second, speaker_id', [('Anna', 'anna', 'ANNA'), ('jo.smith', 'JO_SMITH', 'JO_SMITH')])
+def test_folders_of_one_speaker_id_are_refused_before_writing(tmp_path, hp_file, capsys, first, second, speaker_id):
+    root = named_speaker_folders(str(tmp_path / 'people'), first, second, 'bob')
+    code, text = generate_exit(capsys, hp_file, '-folder', root)
+    assert code == 2 and 'Traceback' not in text
+    assert (f"-folder {root}: {sorted([first, second])[0]!r} and {sorted([first, second])[1]!r} would both be speaker "
+            f"{speaker_id}") in text and 'Rename one folder' in text and 'Nothing was written.' in text
+    assert not os.path.exists(tmp_path / 'patterns')
+    os.rename(f'{root}/{second}', f'{root}/{second}_2')     # the fix the message gives
+    hp = run(hp_file, '-folder', root)
+    assert sorted(metadata_of(hp.Train.Train_Pattern.Path)['File_List_by_Speaker_Dict']) == \
+        sorted(('people', name) for name in (speaker_id, f'{second}_2'.upper().replace('.', '_'), 'BOB'))
+
+
+def test_kaldi_speakers_of_one_id_are_refused(tmp_path, hp_file, capsys):
+    data = kaldi_corpus(str(tmp_path / 'corpus'), speakers=('Anna', 'anna'))
+    code, text = generate_exit(capsys, hp_file, '-kaldi', data)
+    assert code == 2 and f"-kaldi {data}: 'Anna' and 'anna' would both be speaker ANNA" in text
+    assert 'Rename one speaker id in utt2spk' in text and not os.path.exists(tmp_path / 'patterns')
+
+
+def test_two_recordings_of_one_pattern_name_are_refused(tmp_path, hp_file, capsys):
+    root = str(tmp_path / 'people')
+    first = corpora.write(f'{root}/spk/a_b.wav', corpora.voice(0, 0), 16000)
+    second = corpora.write(f'{root}/spk/a/b.wav', corpora.voice(0, 1), 16000)
+    code, text = generate_exit(capsys, hp_file, '-folder', root)
+    assert code == 2 and 'Traceback' not in text and 'same recording' not in text
+    assert f'{second} and {first} would both be people/people.SPK.a_b.PICKLE' in text or \
+        f'{first} and {second} would both be people/people.SPK.a_b.PICKLE' in text
+    assert not os.path.exists(tmp_path / 'patterns')
