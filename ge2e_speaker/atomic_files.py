@@ -101,3 +101,16 @@ class OutputSet:
 
     def discard(self) -> None:
         shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _size(count: int) -> str:
+    return f'{count / 1e9:.1f} GB' if count >= 1e9 else f'{count / 1e6:.1f} MB' if count >= 1e6 else f'{count / 1e3:.0f} kB'
+
+
+def space_note(folder: str, needed_bytes: int = None) -> str:
+    """'<free> free there[, about <needed> needed]': what a message about a failed write says of space."""
+    try:
+        free = _size(shutil.disk_usage(folder).free) + ' free there'
+    except OSError:
+        free = 'its free space unknown'
+    return free + (f', about {_size(needed_bytes)} needed' if needed_bytes else '')

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import torch
 
 from . import file_kinds
-from .atomic_files import folder_problem, write_atomically
+from .atomic_files import folder_problem, space_note, write_atomically
 from .hyper_parameters import hyper_parameters_from_dict, load_hyper_parameters, to_yaml
 from .modules import Encoder
 
@@ -91,7 +91,8 @@ def save_checkpoint(state: dict, path: str, resume_command: str = 'python Train.
         write_atomically(path, buffer.getvalue())
     except OSError as error:
         folder = os.path.dirname(path) or '.'
-        raise CheckpointError(f'{path}: cannot be written ({error.strerror or error}); free space or make '
+        raise CheckpointError(f'{path}: cannot be written ({error.strerror or error}; '
+                              f'{space_note(folder, len(buffer.getvalue()))}); free space or make '
                               f'{folder} writable; {resume_advice(folder, resume_command)}') from None
 
 

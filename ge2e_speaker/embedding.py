@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import audio, cpu_defaults, partials, runtime, slicing
+from . import audio, cpu_defaults, file_kinds, partials, runtime, slicing
 from .checkpoints import load_trained_encoder, select_device
 from .modules import Encoder
 
@@ -66,6 +66,9 @@ class _FileWindows(torch.utils.data.Dataset):
 
     def __getitem__(self, index):
         path = self.paths[index]
+        problem = file_kinds.problem(path)          # missing, or a pipe or device: never opened
+        if problem is not None:
+            return index, None, problem
         try:
             with audio.one_blas_thread():
                 mel = audio.mel_from_file(path, self.sound_hp, self.top_db)

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from . import audio, cpu_defaults
-from .atomic_files import OutputSet, folder_problem
+from .atomic_files import OutputSet, folder_problem, space_note
 from .checkpoints import CheckpointError, DeviceError, load_trained_encoder, select_device
 from .embedding import PRECISIONS, SLICE_MODES, SpeakerEncoder, default_workers, load_encoder, normalise, window_length
 from .export import ExportError, export_encoder
@@ -239,8 +239,9 @@ def main(argv=None) -> int:
         print(f'Inference.py: {error}', file=sys.stderr)
         return 2
     except OSError as error:             # a disk that fills, a folder made read-only while running
-        print(f'Inference.py: {error.filename or args.output}: cannot be written ({error.strerror or error}); '
-              f'free space or choose another output folder with -o', file=sys.stderr)
+        print(f'Inference.py: {error.filename or args.output}: cannot be written ({error.strerror or error}; '
+              f'{space_note(args.output)}): the earlier outputs there are whole; free space or choose another '
+              f'output folder with -o, and run again', file=sys.stderr)
         return 2
     return 0
 

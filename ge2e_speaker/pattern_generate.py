@@ -44,8 +44,9 @@ def drop_same_name_sources(jobs: list, log=print) -> tuple:
     One recording in several formats (p225_001.wav beside p225_001.flac) keeps the first in
     audio.AUDIO_EXTENSIONS order (.wav, .flac, .m4a, ..., then others), then in path order;
     each other one gets a line. The choice depends on the paths alone, never on worker timing.
-    Two different recordings that would get one name (spk/a_b.wav and spk/a/b.wav) raise
-    CorpusError before anything is written, naming both.
+    In the original's corpora a name is the utterance's identity (two releases of VCTK name one
+    utterance alike); in users' corpora (-folder, -kaldi) two different recordings that would get one
+    name (spk/a_b.wav and spk/a/b.wav) raise CorpusError before anything is written, naming both.
     """
     order = audio.AUDIO_EXTENSIONS
 
@@ -54,14 +55,16 @@ def drop_same_name_sources(jobs: list, log=print) -> tuple:
         return order.index(extension) if extension in order else len(order), job.audio_path
 
     chosen, clashes = {}, []
+    original_tags = {dataset for dataset, _, _ in CORPORA.values()}
     for job in sorted(jobs, key=preference):
         kept = chosen.setdefault((job.root, job.pattern_file), job)
         if kept is job:
             continue
-        if (os.path.splitext(kept.audio_path)[0], kept.start) != (os.path.splitext(job.audio_path)[0], job.start):
+        if job.dataset not in original_tags and \
+                (os.path.splitext(kept.audio_path)[0], kept.start) != (os.path.splitext(job.audio_path)[0], job.start):
             clashes.append(f'{kept.audio_path} and {job.audio_path} would both be {job.pattern_file}')
             continue
-        log(f'{job.audio_path}: same recording as {kept.audio_path} in another format ({job.pattern_file}): '
+        log(f'{job.audio_path}: same recording as {kept.audio_path} ({job.pattern_file}): '
             f'that one is used ({", ".join(order)} first, then path order)')
     if clashes:
         more = f' (and {len(clashes) - 3} more)' if len(clashes) > 3 else ''
@@ -138,12 +141,25 @@ def make_pattern(job: Job) -> tuple:
         return job, 'rejected', str(error)
     except Exception as error:   # a decoder crash on one odd file must not stop a million-file run
         return job, 'rejected', f'unreadable: {type(error).__name__}: {error}'
-    written = atomic_files.write_atomically(os.path.join(job.root, job.pattern_file),
-                                            patterns.pattern_bytes(mel, job.speaker, job.dataset))
-    if job.root not in _worker['records']:
-        _worker['records'][job.root] = patterns.RecordWriter(job.root)
-    _worker['records'][job.root].add(job.pattern_file, job.dataset, job.speaker, mel.shape[0], written)
+    payload = patterns.pattern_bytes(mel, job.speaker, job.dataset)
+    try:
+        written = atomic_files.write_atomically(os.path.join(job.root, job.pattern_file), payload)
+        if job.root not in _worker['records']:
+            _worker['records'][job.root] = patterns.RecordWriter(job.root)
+        _worker['records'][job.root].add(job.pattern_file, job.dataset, job.speaker, mel.shape[0], written)
+    except OSError as error:             # a full disk, a quota, a folder made read-only meanwhile
+        return job, 'unwritable', (error.strerror or str(error), len(payload))
     return job, 'done', mel.shape[0]
+
+
+class PatternWriteError(Exception):
+    """Patterns cannot be written (a full disk): str is one line naming the folder and the space."""
+
+
+def write_failure(folder: str, reason: str, needed_bytes: int = None) -> str:
+    """The one line for a pattern folder that takes no more files."""
+    return (f'{folder}: cannot write there ({reason}; {atomic_files.space_note(folder, needed_bytes)}): the patterns '
+            f'finished so far are kept and none is half-written; free space and run the same command again to go on')
 
 
 def remove_temporaries(root: str, log=print) -> None:
@@ -219,6 +235,11 @@ def _generate(jobs: list, roots: list, hp, workers: int, log) -> Counter:
             progress.update()
             if status == 'done':
                 counts['generated'] += 1
+            elif status == 'unwritable':
+                reason, pattern_bytes = detail
+                left = len(todo) - progress.n + 1
+                raise PatternWriteError(write_failure(os.path.dirname(os.path.join(job.root, job.pattern_file)),
+                                                      reason, pattern_bytes * left))
             else:
                 counts[f'rejected: {detail.split(":")[0]}'] += 1
                 progress.write(f'{job.audio_path}: {detail}')
@@ -344,13 +365,17 @@ def main(argv=None) -> int:
         jobs = speed_perturbed(jobs, speeds, hp.Train.Train_Pattern.Path)
         print(f'speed perturbation {", ".join(f"{factor:g}" for factor in speeds)}: {len(jobs)} training and '
               f'evaluation files in all, each factor a new speaker ({augmentation.speed_speaker("<speaker>", speeds[0])})')
-    rejected = Counter({'rejected: file name not UTF-8': non_utf8, 'rejected: same recording in another format': same_name})
+    rejected = Counter({'rejected: file name not UTF-8': non_utf8, 'rejected: same recording': same_name})
     if args.shard:
         shard, shards = args.shard
         jobs = jobs[shard::shards]
         print(f'shard {shard}/{shards}: {len(jobs)} files')
     if jobs or skipped or any(rejected.values()):
-        counts = generate(jobs, hp, args.max_workers, clean_temporaries=not args.shard) + skipped + rejected
+        try:
+            counts = generate(jobs, hp, args.max_workers, clean_temporaries=not args.shard) + skipped + rejected
+        except PatternWriteError as error:
+            print(f'Pattern_Generate.py: {error}', file=sys.stderr)
+            return 1
         elapsed = time.time() - started
         print(f'{counts["generated"]} generated, {counts["skipped (already done)"]} skipped (already done), '
               f'{sum(value for key, value in counts.items() if key.startswith("rejected"))} rejected, '
@@ -367,9 +392,15 @@ def main(argv=None) -> int:
     for root, metadata_file in ((hp.Train.Train_Pattern.Path, hp.Train.Train_Pattern.Metadata_File),
                                 (hp.Train.Eval_Pattern.Path, hp.Train.Eval_Pattern.Metadata_File)):
         if root in roots and os.path.isdir(root):
-            if not args.metadata:
-                patterns.build_metadata(root, hp.Sound, metadata_file)
-            elif not rebuild_metadata(root, metadata_file, hp.Sound):
+            try:
+                if not args.metadata:
+                    patterns.build_metadata(root, hp.Sound, metadata_file)
+                elif not rebuild_metadata(root, metadata_file, hp.Sound):
+                    return 1
+            except OSError as error:
+                print(f'Pattern_Generate.py: {root}: cannot write {metadata_file} there ({error.strerror or error}; '
+                      f'{atomic_files.space_note(root)}): the patterns are kept and the earlier metadata is whole; '
+                      f'free space and run again with --metadata', file=sys.stderr)
                 return 1
             built += 1
     if not built:

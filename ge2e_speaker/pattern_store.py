@@ -297,6 +297,11 @@ def pack_roots(hp, shard: tuple = None, log=print) -> int:
         except (StoreError, patterns.MetadataError) as error:
             print(f'--pack: {error}', file=sys.stderr)
             return 1
+        except OSError as error:             # a full disk or quota while a part is written
+            print(f'--pack: {pattern_hp.Path}: cannot write the packed store there ({error.strerror or error}; '
+                  f'{atomic_files.space_note(pattern_hp.Path)}): the patterns and the parts packed so far are kept; '
+                  f'free space and run --pack again to go on', file=sys.stderr)
+            return 1
         packed += 1
     if not packed:
         print('--pack: no pattern root has metadata; generate patterns first (python Pattern_Generate.py -vctk DIR ...)',

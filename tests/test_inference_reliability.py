@@ -3,6 +3,7 @@ line, the files left. Outputs of two runs never mix, bad input is named and coun
 non-finite is written or scored."""
 import os
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from ge2e_speaker import inference, verification
 from ge2e_speaker.hyper_parameters import load_hyper_parameters
 from ge2e_speaker.modules import Encoder
 from fixtures.corpora import voxceleb
-from fixtures.folders import read_only_folder, small_file_system
+from fixtures.folders import fill, read_only_folder, small_file_system
 
 HP = load_hyper_parameters('Hyper_Parameter.yaml')
 TRIALS = ['1 id10001/1zcIwhmdeo4/00001.wav id10001/GWXujl-xAVM/00002.wav',
@@ -178,7 +179,8 @@ def test_non_finite_embeddings_are_refused_and_never_scored(corpus, tmp_path, ca
     checkpoint = checkpoint_file(str(tmp_path), nan=True)
     code, out, err = run_cli(capsys, '-c', checkpoint, '-i', corpus, '-o', tmp_path / 'out', '--no-plot')
     assert code == 0, err
-    assert out.count('non-finite embedding (NaN or infinite values)') == 8 and 'Embedded 0 of 8 files' in out
+    assert out.count('non-finite embedding (NaN or infinite values)') == 8 + 1 and 'Embedded 0 of 8 files' in out
+    assert '  skipped: non-finite embedding (NaN or infinite values): 8' in out      # the summary's count
     assert np.load(tmp_path / 'out' / 'embeddings.npy').shape == (0, 256)
     assert (tmp_path / 'out' / 'skipped.tsv').read_text().count('non-finite embedding') == 8
     (tmp_path / 'trials.txt').write_text('\n'.join(TRIALS) + '\n')
@@ -192,3 +194,31 @@ def test_non_finite_embeddings_are_refused_and_never_scored(corpus, tmp_path, ca
         [(1, 'a', 'b'), (0, 'a', 'c'), (1, 'c', 'd'), (0, 'b', 'd')],
         {'a': unit[0], 'b': unit[0], 'c': unit[1], 'd': np.full(4, np.nan, np.float32)})
     assert len(result.trials) == 2 and len(result.skipped_trials) == 2 and 'non-finite' in result.unusable_files['d']
+
+
+def test_an_output_folder_that_fills_mid_run_is_one_line(corpus, checkpoint, tmp_path, capsys):
+    """The start-up probe passes, then the embeddings do not fit: one line with the space there, the
+    earlier set whole, and a rerun once there is space completes."""
+    files = sorted(os.path.join(folder, name) for folder, _, names in os.walk(corpus) for name in names)
+    listing = tmp_path / 'many.txt'
+    listing.write_text(''.join(f'{path} speaker{index % 2}\n' for index in range(50) for path in files))   # 400 rows
+    out = str(tmp_path / 'out')
+    with small_file_system(out, 2048) as made:
+        if made is None:
+            pytest.skip('a small file system cannot be mounted here')
+        assert run_cli(capsys, '-c', checkpoint, '-i', listing, '-o', out, '--no-plot')[0] == 0
+        earlier = np.load(os.path.join(out, 'embeddings.npy'))
+        fill(out)
+        filler = os.path.join(out, 'filler')
+        os.truncate(filler, os.path.getsize(filler) - 100 * 1024)       # room for the probe, not for the set
+        code, _, err = run_cli(capsys, '-c', checkpoint, '-i', listing, '-o', out, '--no-plot')
+        line = [line for line in err.strip().split('\r')[-1].splitlines() if not line.startswith('Embedding')]
+        assert code == 2 and len(line) == 1 and 'Traceback' not in err, err
+        assert line[0].startswith('Inference.py: ') and 'cannot be written (No space left on device; ' in line[0]
+        assert ' kB free there): the earlier outputs there are whole; ' in line[0]
+        assert np.array_equal(np.load(os.path.join(out, 'embeddings.npy')), earlier)
+        assert sorted(os.listdir(out)) == ['embeddings.npy', 'embeddings_index.tsv', 'filler', 'skipped.tsv',
+                                           'speaker_embeddings.pickle']
+        os.remove(filler)
+        assert run_cli(capsys, '-c', checkpoint, '-i', listing, '-o', out)[0] == 0
+        assert os.path.isfile(os.path.join(out, 'tsne.png'))

@@ -13,6 +13,7 @@ import pytest
 from ge2e_speaker import atomic_files, audio, pattern_generate, patterns
 from ge2e_speaker.hyper_parameters import load_hyper_parameters
 from fixtures import corpora
+from fixtures.folders import fill, small_file_system
 from fixtures.settings import save_hyper_parameters
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -193,8 +194,8 @@ def test_same_name_sources_keep_one_by_rule(tmp_path, hp_file, capsys):
     hp = load_hyper_parameters(hp_file)
     text = capsys.readouterr().out
     wav = f'{corpus}/wav48/p225/p225_001.wav'
-    assert f'{flac}: same recording as {wav} in another format (VCTK/VCTK.P225.p225_001.PICKLE): that one is used' in text
-    assert '2 generated, 0 skipped (already done), 1 rejected' in text and 'rejected: same recording in another format: 1' in text
+    assert f'{flac}: same recording as {wav} (VCTK/VCTK.P225.p225_001.PICKLE): that one is used' in text
+    assert '2 generated, 0 skipped (already done), 1 rejected' in text and 'rejected: same recording: 1' in text
     pattern = patterns.load_pickle(f'{hp.Train.Train_Pattern.Path}/VCTK/VCTK.P225.p225_001.PICKLE')
     np.testing.assert_array_equal(pattern['Mel'], audio.mel_from_file(wav, hp.Sound, 15))
     assert len(assert_consistent(hp.Train.Train_Pattern.Path)['File_List']) == 2
@@ -305,3 +306,49 @@ def test_two_runs_at_once_leave_each_other_alone(tmp_path, hp_file):
     result = subprocess.run(script + ['--metadata'], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and 'removed 1 half-written patterns' in result.stdout   # A is gone: now it is stale
     assert not os.path.exists(half_written)
+
+
+def test_a_disk_that_fills_is_one_line_and_a_rerun_completes(tmp_path, hp_file, capsys):
+    """Patterns, then --pack, on a small file system: one line naming the folder and its space;
+    what is finished stays whole; after space is freed the same command finishes the work."""
+    root = str(tmp_path / 'people')
+    for utterance in range(16):
+        corpora.write(f'{root}/spk{utterance % 2}/u{utterance}.wav', corpora.voice(utterance % 2, utterance), 16000)
+    train_root = str(tmp_path / 'patterns' / 'train')
+    with small_file_system(train_root, 160) as made:
+        if made is None:
+            pytest.skip('a small file system cannot be mounted here')
+        arguments = ['-hp', hp_file, '-mw', '2', '-folder', root]
+        assert pattern_generate.main(arguments) == 1
+        err = capsys.readouterr().err
+        lines = [line for line in err.strip().splitlines() if not line.startswith('Patterns:')]   # the progress bar
+        assert len(lines) == 1 and 'Traceback' not in err, err
+        assert lines[0].startswith(f'Pattern_Generate.py: {train_root}/people: cannot write there (No space left on device; ')
+        assert 'kB free there, about ' in lines[0] and lines[0].endswith('run the same command again to go on')
+        finished = patterns.list_patterns(train_root)
+        assert 0 < len(finished) < 16
+        assert not [name for name in os.listdir(f'{train_root}/people') if not name.endswith('.PICKLE')]
+        for file in finished:                           # whole patterns only
+            assert patterns.load_pickle(f'{train_root}/{file}')['Mel'].shape[1] == 80
+        subprocess.run(['mount', '-o', 'remount,size=4m', train_root], check=True)      # space freed
+        assert pattern_generate.main(arguments) == 0
+        out = capsys.readouterr().out
+        assert f'{16 - len(finished)} generated, {len(finished)} skipped (already done)' in out
+        assert len(metadata_of(train_root)['File_List']) == 16
+
+        fill(train_root)                                # --pack on a disk with room for the metadata only
+        filler = os.path.join(train_root, 'filler')
+        os.truncate(filler, os.path.getsize(filler) - 32768)
+        assert pattern_generate.main(['-hp', hp_file, '--pack']) == 1
+        whole = capsys.readouterr().err
+        err = whole.strip().split('\r')[-1].splitlines()[-1]            # the line after the progress bar
+        assert err.startswith(f'--pack: {train_root}: cannot write the packed store there (No space left on device; ')
+        assert err.endswith('free space and run --pack again to go on') and 'Traceback' not in whole
+        os.remove(os.path.join(train_root, 'filler'))
+        assert pattern_generate.main(['-hp', hp_file, '--pack']) == 0
+        assert pattern_store_current(load_hyper_parameters(hp_file).Train.Train_Pattern)
+
+
+def pattern_store_current(pattern_hp) -> bool:
+    from ge2e_speaker import pattern_store
+    return pattern_store.open_store(pattern_hp.Path, pattern_hp.Metadata_File)[0] is not None
