@@ -80,7 +80,7 @@ def test_pattern_cache(corpus, tmp_path):
         os.remove(copy / file)
     assert len(cached[0][1]) == 6                         # served from memory
     _, mels, _, problems = uncached[0]                   # read from disk: gone, each named
-    assert mels == [] and len(problems) == 6 and all('cannot be read (No such file' in reason for _, reason in problems)
+    assert mels == [] and len(problems) == 6 and all(reason.endswith('missing: no such file') for _, reason in problems)
 
 
 def test_too_few_speakers_says_how_many_and_what_to_change(corpus):
