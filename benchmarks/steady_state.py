@@ -17,9 +17,23 @@ import time
 import numpy as np
 
 
-def cpu_description() -> str:
-    """'AMD EPYC 9R45 (AVX512-BF16), 2 usable cores': the model name, the bfloat16 and AMX
-    instructions the benchmarks' precision depends on, and the cores this process may use."""
+# The environment that makes PyTorch, oneDNN and MKL take their AVX2 code paths on any x86 CPU:
+# how an AVX-512 machine stands in for the pool's AVX2-only ones.
+FORCED_AVX2 = {'ATEN_CPU_CAPABILITY': 'avx2', 'ONEDNN_MAX_CPU_ISA': 'AVX2', 'MKL_ENABLE_INSTRUCTIONS': 'AVX2'}
+
+
+def torch_capability(environment: dict = None) -> str:
+    """The vectorised kernels torch uses in a process with this environment ('AVX512', 'AVX2', ...)."""
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, '-c', 'import torch; print(torch.backends.cpu.get_cpu_capability())'],
+                          capture_output=True, text=True, env=environment).stdout.strip() or 'unknown'
+
+
+def cpu_description(environment: dict = None) -> str:
+    """'AMD EPYC 9R45 (AVX512-BF16), 2 usable cores, torch kernels AVX512': the model name, the
+    bfloat16 and AMX instructions the benchmarks' precision depends on, the cores this process may
+    use, and the kernels torch takes in a process with `environment` (this one's when None)."""
     model, flags = platform.processor() or platform.machine(), set()
     try:
         with open('/proc/cpuinfo', encoding='utf-8') as stream:
@@ -40,7 +54,8 @@ def cpu_description() -> str:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    return f'{model} ({", ".join(features) or "no AVX2"}), {cores} usable cores'
+    return (f'{model} ({", ".join(features) or "no AVX2"}), {cores} usable cores, '
+            f'torch kernels {torch_capability(environment)}')
 
 
 def timed_process(command: list, cwd: str = None, env: dict = None) -> tuple:

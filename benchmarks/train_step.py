@@ -1,17 +1,18 @@
 """Training step speed: a seed-style step vs this project's step, side by side.
 
-    python benchmarks/train_step.py [--speakers 16] [--utterances 10] [--steps 12] [--rounds 2]
+    python benchmarks/train_step.py [--speakers 16] [--utterances 10] [--steps 12] [--rounds 2] [--num_workers 2]
 
 Writes a synthetic pattern corpus (the seed's pattern format, through Patterns' helpers) to a
 temporary folder, then runs, in alternating child processes on the same corpus and cores:
 
-  seed  the seed's step as it was: a DataLoader (2 workers, rebuilt every epoch) that unpickles
+  seed  the seed's step as it was: a DataLoader (--num_workers workers, 2 in the original's YAML, rebuilt every epoch) that unpickles
         one file per utterance and crops with numpy's global RNG; a batch-first LSTM encoder;
         the GE2E loss built from [N * M, N, D] expanded copies, inclusive centroid, w and b
         fixed; RAdam; clipping; the running loss kept as a tensor with its graph.
   ours  train.Trainer: Datasets' loader and Trainer.train_step, as Train.py runs them, in
         float32 (the default), and again with Train.Mixed_Precision (bfloat16 autocast on a CPU
-        with native bfloat16, float16 on CUDA).
+        with native bfloat16, float16 on CUDA), with Train.Num_Workers = --num_workers as an
+        original YAML gives it (or 'auto', where the seed's DataLoader takes 2).
 
 Each child reports utterances/s over the timed steps (after warm-up), the share of the step
 time spent waiting for the next batch, and its peak resident memory (ru_maxrss of the main
@@ -38,6 +39,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from ge2e_speaker import patterns  # noqa: E402
+sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
+from steady_state import cpu_description  # noqa: E402
 from ge2e_speaker.hyper_parameters import load_hyper_parameters  # noqa: E402
 from fixtures.patterns import write_pattern_corpus  # noqa: E402
 
@@ -144,7 +147,8 @@ def seed_child(args, hp) -> dict:
     optimizer = torch.optim.RAdam(encoder.parameters(), lr=train.Learning_Rate.Initial, eps=train.Learning_Rate.Epsilon)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, train.Learning_Rate.Decay_Step, train.Learning_Rate.Decay_Rate)
     loader = torch.utils.data.DataLoader(
-        SeedDataset(args.corpus, args.utterances), shuffle=True, batch_size=args.speakers, num_workers=train.Num_Workers,
+        SeedDataset(args.corpus, args.utterances), shuffle=True, batch_size=args.speakers,
+        num_workers=2 if args.num_workers == 'auto' else int(args.num_workers),
         collate_fn=SeedCollater(train.Frame_Length.Min, train.Frame_Length.Max), pin_memory=True)
     running_loss = 0.0
 
@@ -169,6 +173,7 @@ def ours_child(args, hp) -> dict:
     hp.Checkpoint_Path, hp.Log_Path = os.path.join(args.output, 'checkpoints'), os.path.join(args.output, 'log')
     hp.Device = args.device
     hp.Train.Mixed_Precision = args.variant == 'mixed'
+    hp.Train.Num_Workers = args.num_workers if args.num_workers == 'auto' else int(args.num_workers)
     trainer = train.Trainer(hp, log=lambda message: None)
     result = timed_steps(args, lambda: iter(trainer.train_loader),
                          lambda batch, step=trainer.train_step: step(getattr(batch, 'mels', batch)),   # store: a tensor
@@ -230,6 +235,7 @@ def main() -> None:
     parser.add_argument('--corpus_speakers', type=int, default=128)
     parser.add_argument('--corpus_utterances', type=int, default=20)
     parser.add_argument('--threads', type=int, default=0, help='torch threads in both (0: torch default)')
+    parser.add_argument('--num_workers', default='2', help="Train.Num_Workers of both steps (2: the original's; 'auto')")
     parser.add_argument('--device', default='-1', help="the Device key for our step ('-1': CPU)")
     parser.add_argument('--variant', choices=('seed', 'ours', 'mixed'), help=argparse.SUPPRESS)
     parser.add_argument('--corpus', help=argparse.SUPPRESS)
@@ -249,7 +255,7 @@ def main() -> None:
             for variant in results:
                 command = [sys.executable, os.path.abspath(__file__), '--variant', variant, '--corpus', corpus,
                            '--output', os.path.join(folder, f'{variant}{round_index}')] + [
-                    f'--{key}={getattr(args, key)}' for key in ('speakers', 'utterances', 'steps', 'warmup', 'threads', 'device')]
+                    f'--{key}={getattr(args, key)}' for key in ('speakers', 'utterances', 'steps', 'warmup', 'threads', 'num_workers', 'device')]
                 output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
                 results[variant].append(json.loads(output.strip().splitlines()[-1]))
             rates = {variant: runs[-1]['utterances_per_second'] for variant, runs in results.items()}
@@ -277,7 +283,8 @@ def main() -> None:
                   + (f', GPU {gpu:.0f} MiB' if gpu else ''))
         print('command: python benchmarks/train_step.py ' + ' '.join(
             f'--{key} {getattr(args, key)}' for key in ('speakers', 'utterances', 'steps', 'warmup', 'rounds',
-                                                         'corpus_speakers', 'corpus_utterances', 'threads', 'device')))
+                                                         'corpus_speakers', 'corpus_utterances', 'threads', 'num_workers', 'device')))
+        print(f'CPU: {cpu_description()}')
     finally:
         shutil.rmtree(folder)
 

@@ -1,4 +1,6 @@
 """cpu_defaults: the thread and worker counts Train.py and Inference.py take by default."""
+import os
+
 import pytest
 
 from ge2e_speaker import cpu_defaults, runtime
@@ -50,3 +52,19 @@ def test_user_threads_win(monkeypatch):
         assert cpu_defaults.set_threads(2) == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_avx2_stand_in_makes_torch_take_its_avx2_kernels():
+    """benchmarks' FORCED_AVX2 environment (README: how any x86 machine stands in for the pool's
+    AVX2-only CPUs) does switch torch's vectorised kernels: checked in a child process."""
+    import subprocess
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'benchmarks'))
+    from steady_state import FORCED_AVX2, torch_capability
+    with open('/proc/cpuinfo', encoding='utf-8') as stream:
+        if ' avx2' not in stream.read():
+            pytest.skip('this CPU has no AVX2')
+    assert torch_capability(dict(os.environ, **FORCED_AVX2)) == 'AVX2'
+    native = subprocess.run([sys.executable, '-c', 'import torch; print(torch.backends.cpu.get_cpu_capability())'],
+                            capture_output=True, text=True).stdout.strip()
+    assert torch_capability(dict(os.environ)) == native

@@ -52,3 +52,25 @@ def test_demo_in_miniature(tmp_path):
         assert embeddings.shape == (12, 32)
         np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-5)
         assert (folder / 'tsne.png').stat().st_size > 10_000
+
+
+def test_demo_fine_tunes_the_shipped_encoder():
+    """Demo.sh starts from the shipped example encoder (Train.py --init): it is there, and its
+    weights fit the demo's settings, so the demo's first step is a fine-tuning one."""
+    import re
+
+    import torch
+
+    from ge2e_speaker.checkpoints import load_for_fine_tuning
+    from ge2e_speaker.loss import GE2ELoss
+    from ge2e_speaker.modules import Encoder
+
+    with open(os.path.join(ROOT, 'Demo.sh'), encoding='utf-8') as stream:
+        init = re.search(r'INIT=\$\{INIT:-([^}]+)\}', stream.read()).group(1)
+    hp = load_hyper_parameters(os.path.join(ROOT, 'demo_corpus', 'Hyper_Parameter_Demo.yaml'))
+    encoder, loss = Encoder.from_hyper_parameters(hp), GE2ELoss.from_hyper_parameters(hp)
+    before = [parameter.clone() for parameter in encoder.parameters()]
+    step, origin = load_for_fine_tuning(os.path.join(ROOT, init), encoder, loss, hp)
+    assert step > 0 and 'from it' in origin
+    assert all(not torch.equal(old, new) for old, new in zip(before, encoder.parameters()))
+    assert hp.Train.Frame_Length.Min >= hp.Sound.Min_Frames and not hp.Train.Initial_Inference
