@@ -58,7 +58,9 @@ def training(num_workers, device_type: str, bfloat16: bool, cores: int = None) -
     """(torch threads or None to leave torch's own, DataLoader workers) for Train.py.
 
     num_workers: Train.Num_Workers, a count or 'auto'. On a CPU, 'auto' takes `choose`'s split;
-    a count given leaves the other cores to the torch threads. On a GPU, which waits for batches,
+    a count given (an original YAML's 2) keeps torch on every core beside those workers, as the
+    original ran: giving the encoder only the cores the workers left made its step 0.54x the
+    seed-style one on 2 Zen 5 cores (docs/train.md). On a GPU, which waits for batches,
     'auto' is a worker for each core but one (at most 8)."""
     cores = max(1, usable_cores() if cores is None else cores)
     if device_type != 'cpu':
@@ -66,4 +68,4 @@ def training(num_workers, device_type: str, bfloat16: bool, cores: int = None) -
     if num_workers == 'auto':
         defaults = choose(bfloat16, cores)
         return defaults.train_threads, defaults.train_workers
-    return max(1, cores - int(num_workers)), int(num_workers)
+    return cores, int(num_workers)

@@ -26,8 +26,8 @@ def test_more_cores_share_inference_between_encoder_and_decoders_by_precision(co
 def test_training_counts_from_num_workers():
     assert training('auto', 'cpu', False, cores=2) == (2, 0)
     assert training('auto', 'cpu', True, cores=8) == (7, 1)
-    assert training(1, 'cpu', False, cores=2) == (1, 1)        # a worker given: the encoder keeps the other core
-    assert training(3, 'cpu', True, cores=2) == (1, 3)
+    assert training(1, 'cpu', False, cores=2) == (2, 1)        # a count given: torch keeps every core, as the original
+    assert training(3, 'cpu', True, cores=2) == (2, 3)
     assert training('auto', 'cuda', False, cores=16) == (None, 8)   # GPU: torch's threads, many loader workers
     assert training('auto', 'cuda', False, cores=2) == (None, 1)
     assert training(2, 'cuda', False, cores=16) == (None, 2)
