@@ -2,7 +2,7 @@
 
     python benchmarks/busy_core.py                                  # every part, native kernels
     python benchmarks/busy_core.py --avx2                           # the same with the AVX2 stand-in
-    python benchmarks/busy_core.py --parts demo --threads 1 2 --workers 0 1 --steps 8
+    python benchmarks/busy_core.py --parts demo --threads 1 2 --workers 0 1 --wait-policy default libgomp
 
 Parts (each setting in a fresh child process, on the same data):
 
@@ -15,9 +15,10 @@ Parts (each setting in a fresh child process, on the same data):
 
 Every setting runs twice: on the quiet machine, then beside a CPU-bound process that this script
 starts (one busy-looping Python process: one core of the machine taken) and stops. Torch threads
-are set with OMP_NUM_THREADS, as a user does on a shared machine; `--wait-policy passive spin10000`
-adds rows with OMP_WAIT_POLICY=PASSIVE and with GOMP_SPINCOUNT=10000 (how long an idle OpenMP
-thread spins before it sleeps). The table gives each figure quiet and busy and the busy/quiet ratio;
+are set with OMP_NUM_THREADS, as a user does on a shared machine. `--wait-policy` compares how idle
+OpenMP threads wait: 'default' is this project's (ge2e_speaker sets GOMP_SPINCOUNT=1000 before torch
+loads: cpu_defaults.py), 'libgomp' libgomp's own (300,000 spins before a thread sleeps), 'passive'
+OMP_WAIT_POLICY=PASSIVE, 'spinN' GOMP_SPINCOUNT=N. The table gives each figure quiet and busy and the busy/quiet ratio;
 a ratio under 0.5 is what issue 18 calls a defect. Only figures of one run compare.
 """
 import argparse
@@ -41,7 +42,7 @@ PART_UNITS = {'demo': 'steps/s', 'full': 'steps/s', 'inference': 'files/s'}
 
 
 def wait_policy(text: str) -> str:
-    if text in ('default', 'passive') or (text.startswith('spin') and text[len('spin'):].isdigit()):
+    if text in ('default', 'libgomp', 'passive') or (text.startswith('spin') and text[len('spin'):].isdigit()):
         return text
     raise argparse.ArgumentTypeError(f"{text!r}: give default, passive or spinN (N a whole number)")
 
@@ -55,6 +56,7 @@ def busy_process() -> subprocess.Popen:
 
 def train_child(part: str, corpus: str, output: str, workers: int, steps: int) -> dict:
     """Trainer steps per second after 2 warm-up steps (the clock covers waiting for batches)."""
+    import ge2e_speaker  # noqa: F401  (first: its OpenMP setting precedes torch, as in Train.py)
     import torch
     from ge2e_speaker import runtime, train
     from ge2e_speaker.hyper_parameters import load_hyper_parameters
@@ -85,6 +87,7 @@ def train_child(part: str, corpus: str, output: str, workers: int, steps: int) -
 
 def inference_child(paths_file: str, workers: int) -> dict:
     """Files per second through SpeakerEncoder.embed_files after a warm-up on 8 files."""
+    import ge2e_speaker  # noqa: F401  (first: its OpenMP setting precedes torch, as in Inference.py)
     import numpy as np
     import torch
     from ge2e_speaker.embedding import load_encoder
@@ -103,6 +106,8 @@ def run_child(args, part: str, threads: int, workers: int, policy: str, busy: bo
     environment = dict(os.environ, OMP_NUM_THREADS=str(threads), **(FORCED_AVX2 if args.avx2 else {}))
     if policy == 'passive':
         environment['OMP_WAIT_POLICY'] = 'PASSIVE'
+    elif policy == 'libgomp':
+        environment['GOMP_SPINCOUNT'] = '300000'
     elif policy.startswith('spin'):
         environment['GOMP_SPINCOUNT'] = policy[len('spin'):]
     command = [sys.executable, os.path.abspath(__file__), '--child', part, '--child-workers', str(workers),
@@ -148,8 +153,9 @@ def main() -> None:
     parser.add_argument('--workers', nargs='+', type=int, default=[0, 1],
                         help='loader workers (training) or decoding workers (inference)')
     parser.add_argument('--wait-policy', nargs='+', default=['default'], type=wait_policy,
-                        help="how OpenMP threads wait: 'default' (the environment's), 'passive' "
-                             "(OMP_WAIT_POLICY=PASSIVE), 'spinN' (GOMP_SPINCOUNT=N, libgomp's spins before it sleeps)")
+                        help="how OpenMP threads wait: 'default' (this project's: cpu_defaults.OPENMP_SPIN_COUNT "
+                             "unless GOMP_SPINCOUNT is set), 'libgomp' (its own default, GOMP_SPINCOUNT=300000), "
+                             "'passive' (OMP_WAIT_POLICY=PASSIVE), 'spinN' (GOMP_SPINCOUNT=N)")
     parser.add_argument('--steps', type=int, default=8, help='timed training steps per setting')
     parser.add_argument('--files', type=int, default=120, help='inference files per setting')
     parser.add_argument('--audio', help='folder of the inference audio (kept and reused); default a temporary one')

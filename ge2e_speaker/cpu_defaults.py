@@ -14,6 +14,20 @@ them in float32 and two thirds in bfloat16, whose encoder costs about half as mu
 import os
 from dataclasses import dataclass
 
+# How long (busy-wait iterations) an idle OpenMP thread of libgomp, the OpenMP of torch's Linux
+# wheels, spins before it sleeps; libgomp's own default is 300,000. Beside a CPU-bound process,
+# two torch threads with that default ran the demo's step at 0.16x and Inference at 0.10x of
+# their quiet speed; with 1000 at 0.54x and 0.62x, at 0.98x and 1.01x of the default's quiet
+# speed (benchmarks/busy_core.py, 2 cores of an Intel Xeon with AMX; docs/train.md).
+OPENMP_SPIN_COUNT = '1000'
+
+
+def prefer_short_openmp_spins(environment=os.environ) -> None:
+    """GOMP_SPINCOUNT=OPENMP_SPIN_COUNT unless the user set it. libgomp reads it when torch loads,
+    so this runs before torch is imported (ge2e_speaker/__init__.py); code that imports torch first
+    sets GOMP_SPINCOUNT=1000 in its environment itself."""
+    environment.setdefault('GOMP_SPINCOUNT', OPENMP_SPIN_COUNT)
+
 
 @dataclass(frozen=True)
 class CpuDefaults:

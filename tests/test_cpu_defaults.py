@@ -68,3 +68,20 @@ def test_the_avx2_stand_in_makes_torch_take_its_avx2_kernels():
     native = subprocess.run([sys.executable, '-c', 'import torch; print(torch.backends.cpu.get_cpu_capability())'],
                             capture_output=True, text=True).stdout.strip()
     assert torch_capability(dict(os.environ)) == native
+
+
+def test_importing_the_package_shortens_openmp_spins_before_torch_loads_unless_the_user_chose():
+    """Beside a busy core libgomp's default 300,000 spins made two torch threads 6-10 times
+    slower (docs/train.md); the package sets GOMP_SPINCOUNT before torch loads, a user's value wins."""
+    import subprocess
+    import sys
+    probe = ("import sys, os, ge2e_speaker; "
+             "print(os.environ['GOMP_SPINCOUNT'], 'torch' in sys.modules)")
+    environment = {key: value for key, value in os.environ.items() if key != 'GOMP_SPINCOUNT'}
+    output = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, env=environment).stdout.split()
+    assert output == [cpu_defaults.OPENMP_SPIN_COUNT, 'True'] and cpu_defaults.OPENMP_SPIN_COUNT == '1000'
+    output = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True,
+                            env=dict(environment, GOMP_SPINCOUNT='50')).stdout.split()
+    assert output == ['50', 'True']
+    package_source = open(cpu_defaults.__file__.replace('cpu_defaults.py', '__init__.py'), encoding='utf-8').read()
+    assert package_source.index('prefer_short_openmp_spins()') < package_source.index('from .embedding')
