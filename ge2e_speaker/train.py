@@ -30,6 +30,7 @@ from .evaluation import Evaluation
 from .checkpoints import (CheckpointError, DeviceError, check_checkpoint_folder, checkpoint_file, encoder_state,
                           load_checkpoint, load_encoder_state, load_for_fine_tuning, missing_checkpoint_message,
                           resume_advice, save_checkpoint, save_hyper_parameters_beside, select_device, training_state_of)
+from .event_log import EventLog
 from .hyper_parameters import HyperParameterError, load_hyper_parameters, to_dict
 from .loss import EncoderWithLoss, GE2ELoss
 from .modules import Encoder
@@ -156,8 +157,7 @@ class Trainer:
             self.initialise_from(init_checkpoint)
         self.writer = None
         if self.is_main:
-            from tensorboardX import SummaryWriter
-            self.writer = SummaryWriter(hp.Log_Path)
+            self.writer = EventLog(hp.Log_Path)
             save_hyper_parameters_beside(hp, hp.Checkpoint_Path)      # last: only a run that starts writes it
             self.log(f'Run directory: {os.path.abspath(hp.Log_Path)} (tensorboard --logdir {hp.Log_Path}); '
                      f'checkpoints: {os.path.abspath(hp.Checkpoint_Path)}')

@@ -7,6 +7,7 @@ import torch
 
 from . import datasets, runtime
 from .checkpoints import list_checkpoints
+from .event_log import EventLogError
 
 MAX_NONFINITE_IN_A_ROW = 10
 
@@ -76,6 +77,6 @@ class PatternProblems:
 def stop_cause(error: Exception):
     """One line for an error that stops a run and that the user can act on (a data-loading worker
     killed, most patterns unusable, ...), else None (a bug: its traceback is shown)."""
-    if isinstance(error, (TrainingError, datasets.DatasetConfigurationError)):
+    if isinstance(error, (TrainingError, datasets.DatasetConfigurationError, EventLogError)):
         return str(error)
     return runtime.worker_death(error)

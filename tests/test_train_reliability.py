@@ -254,3 +254,34 @@ def test_a_device_this_machine_lacks_is_one_line(monkeypatch):
     with pytest.raises(checkpoints.DeviceError, match=r"Device '3' \(hyper-parameters\): cuda:3: this machine has 1 "
                                                       r"CUDA device \(cuda:0 to cuda:0\)"):
         checkpoints.select_device('3')
+
+
+def test_a_log_folder_that_fills_up_mid_run_is_one_line_and_the_checkpoint_is_saved(corpus, tmp_path):
+    folder = str(tmp_path / 'Log')
+    with small_file_system(folder, 1024) as made:
+        if made is None:
+            pytest.skip('a small file system cannot be mounted here')
+        hp = tiny_hp(corpus, tmp_path, Max_Step=1_000_000, Checkpoint_Save_Interval=1_000_000)
+        hp.Log_Path = folder
+        save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
+        environment = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+        process = subprocess.Popen([sys.executable, 'Train.py', '-hp', str(tmp_path / 'hp.yaml')], cwd=ROOT,
+                                   env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 60
+        while not any(name.startswith('events') for name in os.listdir(folder)) and time.time() < deadline:
+            time.sleep(0.1)
+        fill(folder)
+        try:
+            _, stderr = process.communicate(timeout=120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+            pytest.fail('training went on with a full log folder: ' + stderr[-2000:])
+        lines = [line for line in stderr.splitlines() if line.startswith('Train.py: ')]
+        assert process.returncode == 1 and 'Traceback' not in stderr and len(lines) == 1, stderr[-2000:]
+        saved = [name for name in os.listdir(hp.Checkpoint_Path) if name.startswith('S_')]
+        assert len(saved) == 1, os.listdir(hp.Checkpoint_Path)         # the steps done are kept
+        step = saved[0][2:-4]
+        assert lines[0] == (f'Train.py: stopped at step {step}: {folder}: TensorBoard events cannot be written (No '
+                            f'space left on device; 0 kB free there); checkpoint S_{step}.pkl is saved; resume with: '
+                            f'python Train.py -hp {tmp_path / "hp.yaml"} -s {step}')
