@@ -190,6 +190,18 @@ def test_a_killed_data_worker_saves_then_stops(corpus, tmp_path, killed):
         assert process.returncode == 130 and f'SIGTERM: stopped at step {steps[0]}; {resume}' in stdout
 
 
+def train_in_background(hp, tmp_path, started) -> subprocess.Popen:
+    """Train.py on hp (saved as tmp_path/hp.yaml) in a child process, returned once started() holds (60 s at most)."""
+    save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
+    environment = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
+    process = subprocess.Popen([sys.executable, 'Train.py', '-hp', str(tmp_path / 'hp.yaml')], cwd=ROOT,
+                               env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not started() and time.time() < deadline:
+        time.sleep(0.1)
+    return process
+
+
 @pytest.mark.parametrize('kind', ['read-only', 'full'])
 def test_a_checkpoint_folder_that_takes_no_files_is_found_at_start_up(corpus, tmp_path, kind):
     folder = str(tmp_path / 'Checkpoint')
@@ -214,13 +226,7 @@ def test_a_checkpoint_folder_that_fills_up_mid_run_is_one_line(corpus, tmp_path)
         if made is None:
             pytest.skip('a small file system cannot be mounted here')
         hp = tiny_hp(corpus, tmp_path, Max_Step=1_000_000, Checkpoint_Save_Interval=200)
-        save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
-        environment = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
-        process = subprocess.Popen([sys.executable, 'Train.py', '-hp', str(tmp_path / 'hp.yaml')], cwd=ROOT,
-                                   env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 60
-        while not os.path.isfile(os.path.join(folder, 'Hyper_Parameter.yaml')) and time.time() < deadline:
-            time.sleep(0.1)
+        process = train_in_background(hp, tmp_path, lambda: os.path.isfile(os.path.join(folder, 'Hyper_Parameter.yaml')))
         fill(folder)
         _, stderr = process.communicate(timeout=120)
         lines = [line for line in stderr.splitlines() if line.startswith('Train.py: ')]
@@ -263,13 +269,7 @@ def test_a_log_folder_that_fills_up_mid_run_is_one_line_and_the_checkpoint_is_sa
             pytest.skip('a small file system cannot be mounted here')
         hp = tiny_hp(corpus, tmp_path, Max_Step=1_000_000, Checkpoint_Save_Interval=1_000_000)
         hp.Log_Path = folder
-        save_hyper_parameters(hp, str(tmp_path / 'hp.yaml'))
-        environment = dict(os.environ, OMP_NUM_THREADS='1', PYTHONUNBUFFERED='1')
-        process = subprocess.Popen([sys.executable, 'Train.py', '-hp', str(tmp_path / 'hp.yaml')], cwd=ROOT,
-                                   env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 60
-        while not any(name.startswith('events') for name in os.listdir(folder)) and time.time() < deadline:
-            time.sleep(0.1)
+        process = train_in_background(hp, tmp_path, lambda: any(name.startswith('events') for name in os.listdir(folder)))
         fill(folder)
         try:
             _, stderr = process.communicate(timeout=120)
