@@ -22,16 +22,23 @@ class EventLog:
         from tensorboardX import SummaryWriter
         self.folder = folder
         self.writer = SummaryWriter(folder, max_queue=self.QUEUE)
-        self.thread = self.writer.file_writer.event_writer._worker
+        self.event_writer = self.writer.file_writer.event_writer     # tensorboardX's, with its thread
+        self.thread = self.event_writer._worker
         self.failure = None
-        previous_hook = threading.excepthook
+        self.previous_hook = threading.excepthook
+        threading.excepthook = self.keep_writer_failure
 
-        def keep_writer_failure(arguments):      # the writer thread's error: kept, not printed
-            if arguments.thread is self.thread and isinstance(arguments.exc_value, OSError):
-                self.failure = arguments.exc_value
-            else:
-                previous_hook(arguments)
-        threading.excepthook = keep_writer_failure
+    def keep_writer_failure(self, arguments) -> None:
+        """threading.excepthook while this log is open: the writer thread's OSError is kept for
+        check(), not printed; every other thread's error goes to the hook before."""
+        if arguments.thread is self.thread and isinstance(arguments.exc_value, OSError):
+            self.failure = arguments.exc_value
+        else:
+            self.previous_hook(arguments)
+
+    def release_hook(self) -> None:
+        if threading.excepthook == self.keep_writer_failure:
+            threading.excepthook = self.previous_hook
 
     def _call(self, name: str, *arguments, **options):
         self.check()
@@ -40,14 +47,15 @@ class EventLog:
         except OSError as error:                 # flush and add_embedding write in this thread
             self.failure = error
         self.check()
-        return None if self.failure else result
+        return result
 
     def check(self) -> None:
         """Raises EventLogError once a write has failed."""
-        if self.failure is None and not self.thread.is_alive() and not self.writer.file_writer.event_writer._closed:
+        if self.failure is None and not self.thread.is_alive() and not self.event_writer._closed:
             self.failure = OSError('the TensorBoard writer stopped')
         if self.failure is not None:
-            self.writer.file_writer.event_writer._closed = True     # its exit-time flush would fail again
+            self.event_writer._closed = True     # its exit-time flush would fail again
+            self.release_hook()
             reason = self.failure.strerror or str(self.failure)
             raise EventLogError(f'{os.path.abspath(self.folder)}: TensorBoard events cannot be written ({reason}; '
                                 f'{space_note(self.folder)})')
@@ -65,6 +73,7 @@ class EventLog:
         return self._call('flush')
 
     def close(self):
-        """Flushes and closes (nothing to do after a failure: the writer thread has stopped)."""
+        """Flushes and closes (nothing to write after a failure: the writer thread has stopped)."""
+        self.release_hook()
         if self.failure is None:
             self.writer.close()

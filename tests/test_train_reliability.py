@@ -285,3 +285,14 @@ def test_a_log_folder_that_fills_up_mid_run_is_one_line_and_the_checkpoint_is_sa
         assert lines[0] == (f'Train.py: stopped at step {step}: {folder}: TensorBoard events cannot be written (No '
                             f'space left on device; 0 kB free there); checkpoint S_{step}.pkl is saved; resume with: '
                             f'python Train.py -hp {tmp_path / "hp.yaml"} -s {step}')
+
+
+def test_an_event_log_gives_back_the_thread_error_hook_when_closed(tmp_path):
+    import threading
+    from ge2e_speaker.event_log import EventLog
+    before = threading.excepthook
+    log = EventLog(str(tmp_path / 'Log'))
+    assert threading.excepthook == log.keep_writer_failure
+    log.add_scalar('train/loss', 1.0, 1)
+    log.close()
+    assert threading.excepthook is before and any(name.startswith('events') for name in os.listdir(tmp_path / 'Log'))
