@@ -55,11 +55,13 @@ def busy_process() -> subprocess.Popen:
 # ------------------------------------------------------------------------------ children
 
 def train_child(part: str, corpus: str, output: str, workers: int, steps: int) -> dict:
-    """Trainer steps per second after 2 warm-up steps (the clock covers waiting for batches)."""
+    """Trainer steps per second after 2 warm-up steps, timed by train_step.py's timed_steps (the
+    clock covers waiting for batches)."""
     import ge2e_speaker  # noqa: F401  (first: its OpenMP setting precedes torch, as in Train.py)
     import torch
     from ge2e_speaker import runtime, train
     from ge2e_speaker.hyper_parameters import load_hyper_parameters
+    from train_step import timed_steps
     runtime.configure_cpu_arithmetic()
     torch.manual_seed(0)
     hp = load_hyper_parameters(PART_SETTINGS[part])
@@ -70,36 +72,22 @@ def train_child(part: str, corpus: str, output: str, workers: int, steps: int) -
     hp.Checkpoint_Path, hp.Log_Path = os.path.join(output, 'checkpoints'), os.path.join(output, 'log')
     hp.Device, hp.Train.Mixed_Precision, hp.Train.Num_Workers = '-1', False, workers
     trainer = train.Trainer(hp, log=lambda message: None)
-    batches, done, started = iter(trainer.train_loader), 0, None
-    while done < 2 + steps:
-        if done == 2:
-            started = time.perf_counter()
-        batch = next(batches, None)
-        if batch is None:
-            batches = iter(trainer.train_loader)
-            batch = next(batches)
-        trainer.train_step(getattr(batch, 'mels', batch))
-        done += 1
-    seconds = time.perf_counter() - started
+    batch_hp = hp.Train.Batch.Train
+    timing = argparse.Namespace(warmup=2, steps=steps, speakers=batch_hp.Speaker, utterances=batch_hp.Pattern_per_Speaker)
+    result = timed_steps(timing, lambda: iter(trainer.train_loader),
+                         lambda batch: trainer.train_step(getattr(batch, 'mels', batch)), trainer.device)
     trainer.writer.close()
-    return {'rate': steps / seconds, 'threads': torch.get_num_threads()}
+    return {'rate': steps / result['seconds']}
 
 
 def inference_child(paths_file: str, workers: int) -> dict:
-    """Files per second through SpeakerEncoder.embed_files after a warm-up on 8 files."""
+    """Files per second through SpeakerEncoder.embed_files after a warm-up, timed by
+    inference.py's time_project at the OMP_NUM_THREADS run_child set."""
     import ge2e_speaker  # noqa: F401  (first: its OpenMP setting precedes torch, as in Inference.py)
-    import numpy as np
-    import torch
-    from ge2e_speaker.embedding import load_encoder
+    from inference import time_project
     with open(paths_file, encoding='utf-8') as stream:
         paths = stream.read().split('\n')[:-1]
-    encoder = load_encoder(None, os.path.join(ROOT, 'Hyper_Parameter.yaml'), device='cpu', workers=workers)
-    encoder.embed_files(paths[:8])
-    started = time.perf_counter()
-    embeddings = encoder.embed_files(paths)
-    seconds = time.perf_counter() - started
-    assert np.isfinite(embeddings).all()
-    return {'rate': len(paths) / seconds, 'threads': torch.get_num_threads()}
+    return time_project(paths, int(os.environ['OMP_NUM_THREADS']), workers, 'float32', None)
 
 
 def run_child(args, part: str, threads: int, workers: int, policy: str, busy: bool, data: dict) -> dict:
@@ -124,7 +112,7 @@ def run_child(args, part: str, threads: int, workers: int, policy: str, busy: bo
             load.wait()
     if process.returncode != 0:
         print(f'  {part} failed: {(process.stderr.strip().splitlines() or ["?"])[-1]}', flush=True)
-        return {'rate': float('nan'), 'threads': threads}
+        return {'rate': float('nan')}
     return json.loads(process.stdout.strip().splitlines()[-1])
 
 

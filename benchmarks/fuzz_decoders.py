@@ -191,17 +191,18 @@ def named_reasons(paths, lines) -> dict:
 def pattern_outcomes(built: dict, folder: str, work: str, limit: float) -> tuple:
     """Pattern_Generate.py -folder on the fuzzed folder: ({path: outcome}, run, problems)."""
     from ge2e_speaker import patterns
+    from ge2e_speaker.hyper_parameters import load_hyper_parameters
+    from fixtures.settings import save_hyper_parameters
+    hp = load_hyper_parameters(os.path.join(ROOT, 'Hyper_Parameter.yaml'))
+    hp.Train.Train_Pattern.Path = os.path.join(work, 'patterns', 'train')
+    hp.Train.Eval_Pattern.Path = os.path.join(work, 'patterns', 'eval')
     settings = os.path.join(work, 'hp.yaml')
-    with open(os.path.join(ROOT, 'Hyper_Parameter.yaml'), encoding='utf-8') as stream:
-        text = stream.read()
-    with open(settings, 'w', encoding='utf-8') as stream:
-        stream.write(text.replace('Path: Patterns/Train', f'Path: {work}/patterns/train')
-                     .replace('Path: Patterns/Eval', f'Path: {work}/patterns/eval'))
+    save_hyper_parameters(hp, settings)
     result = run([sys.executable, os.path.join(ROOT, 'Pattern_Generate.py'), '-hp', settings,
                   '-folder', f'FUZZ={folder}'], limit, work)
     problems = []
     reasons = named_reasons(built, result['output'].splitlines())
-    root = os.path.join(work, 'patterns', 'train')
+    root = hp.Train.Train_Pattern.Path
     files = patterns.list_patterns(root) if os.path.isdir(root) else []
     for file in files:
         mel = patterns.load_pickle(os.path.join(root, file))['Mel']
