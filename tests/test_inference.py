@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import threadpoolctl
 import torch
 import yaml
 
@@ -307,6 +308,21 @@ def test_api(corpus, checkpoint):
     # decoding in a worker process, several batches: the same
     streamed = embedding.SpeakerEncoder(encoder.model, encoder.hp, batch_size=2, workers=1)
     np.testing.assert_allclose(streamed.embed_files(paths + paths[:1]), np.concatenate([many, many[:1]]), atol=1e-6)
+    # decoding in this process on two threads, several batches, a silent file among them: the
+    # same rows in input order, the file named, and numpy's BLAS threads as they were
+    bad = os.path.join(corpus, 'id10003', 'silent', '00001.wav')
+    blas_before = [pool['num_threads'] for pool in threadpoolctl.threadpool_info() if pool['user_api'] == 'blas']
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        threaded = embedding.SpeakerEncoder(encoder.model, encoder.hp, batch_size=2, workers=0)
+        failures = []
+        rows = threaded.embed_files(paths[:3] + [bad] + paths[3:], on_error=lambda path, reason: failures.append((path, reason)))
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_allclose(np.delete(rows, 3, axis=0), many, atol=1e-6)
+    assert np.isnan(rows[3]).all() and failures == [(bad, 'silent: every sample is zero')]
+    assert [pool['num_threads'] for pool in threadpoolctl.threadpool_info() if pool['user_api'] == 'blas'] == blas_before
     # bfloat16: close to float32, and the float32 model it copied is left as it was
     fast = embedding.SpeakerEncoder(encoder.model, encoder.hp, workers=0, precision='bfloat16')
     assert (fast.embed_files(paths) * many).sum(axis=1).min() > 0.999
@@ -315,7 +331,6 @@ def test_api(corpus, checkpoint):
     expected = one + one + many[1]
     np.testing.assert_allclose(speaker, expected / np.linalg.norm(expected), atol=1e-5)
     # bad files: an error naming the file, or NaN rows when asked to carry on
-    bad = os.path.join(corpus, 'id10003', 'silent', '00001.wav')
     with pytest.raises(audio.AudioRejected, match='00001.wav: silent'):
         encoder.embed_files([paths[0], bad])
     failures = []
