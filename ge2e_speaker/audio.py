@@ -340,10 +340,12 @@ def normalised_log_mel(magnitude: np.ndarray, sound_hp) -> np.ndarray:
     return np.clip(normalised, -max_abs, max_abs).astype(np.float32)
 
 
-def mel_from_signal(signal: np.ndarray, sound_hp, top_db: float, min_frames: int = 1) -> np.ndarray:
+def mel_from_signal(signal: np.ndarray, sound_hp, top_db: float, min_frames: int = 1,
+                    setting: str = 'Sound.Min_Frames') -> np.ndarray:
     """The whole recipe after loading: mono samples at Sample_Rate -> pattern [frames, Mel_Dim].
 
-    Raises AudioRejected for non-finite samples, silence and fewer than min_frames frames.
+    Raises AudioRejected for non-finite samples, silence and fewer than min_frames frames (the
+    reason names `setting`, the key that asks for them).
     """
     if not np.any(signal):
         raise AudioRejected('silent: every sample is zero')
@@ -354,7 +356,7 @@ def mel_from_signal(signal: np.ndarray, sound_hp, top_db: float, min_frames: int
     n_fft = (sound_hp.Spectrogram_Dim - 1) * 2
     frames = frame_count(len(emphasised), n_fft, sound_hp.Frame_Shift)
     if frames < min_frames:
-        raise AudioRejected(f'too short: {frames} frames after trimming, fewer than Sound.Min_Frames ({min_frames})')
+        raise AudioRejected(f'too short: {frames} frames after trimming, fewer than {setting} ({min_frames})')
     return mel_of_emphasised(emphasised, sound_hp, frames)
 
 
@@ -381,6 +383,7 @@ def untrimmed_mel(signal: np.ndarray, sound_hp, frames: int = None) -> np.ndarra
     return mel_of_emphasised(_emphasised_twice(signal, 0, len(signal)), sound_hp, total if frames is None else frames)
 
 
-def mel_from_file(path: str, sound_hp, top_db: float, min_frames: int = 1) -> np.ndarray:
+def mel_from_file(path: str, sound_hp, top_db: float, min_frames: int = 1,
+                  setting: str = 'Sound.Min_Frames') -> np.ndarray:
     """Audio file -> pattern [frames, Mel_Dim]; AudioRejected says why a file cannot be one."""
-    return mel_from_signal(load_audio(path, sound_hp.Sample_Rate), sound_hp, top_db, min_frames)
+    return mel_from_signal(load_audio(path, sound_hp.Sample_Rate), sound_hp, top_db, min_frames, setting)

@@ -30,6 +30,7 @@ NONFINITE = 'non-finite embedding (NaN or infinite values): check the checkpoint
 EXAMPLE_CHECKPOINT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'example_encoder', 'S_4000.pkl')
 WINDOW_CHUNK = 64           # windows per encoder call on a CPU (measured: about 10 % faster than 320 at once)
 PRECISIONS = {'float32': torch.float32, 'bfloat16': torch.bfloat16}
+MIN_FRAMES_SETTING = 'Sound.Inference_Min_Frames'   # utterances shorter after trimming are refused
 
 
 def window_length(hp, slices: str) -> int:
@@ -61,6 +62,7 @@ class _FileWindows(torch.utils.data.Dataset):
 
     def __init__(self, paths, sound_hp, top_db, windows):
         self.paths, self.sound_hp, self.top_db, self.windows = paths, sound_hp, top_db, windows
+        self.min_frames = sound_hp.Inference_Min_Frames
 
     def __len__(self):
         return len(self.paths)
@@ -77,7 +79,7 @@ class _FileWindows(torch.utils.data.Dataset):
         if problem is not None:
             return index, None, problem
         try:
-            mel = audio.mel_from_file(path, self.sound_hp, self.top_db)
+            mel = audio.mel_from_file(path, self.sound_hp, self.top_db, self.min_frames, MIN_FRAMES_SETTING)
         except audio.AudioRejected as error:
             return index, None, str(error)
         return index, self.windows(mel), None
@@ -188,10 +190,12 @@ class SpeakerEncoder:
 
     def embed_waveform(self, samples: np.ndarray, sample_rate: int) -> np.ndarray:
         """One utterance: mono samples [n] (float in [-1, 1], or integer PCM) at sample_rate Hz
-        -> float32 [Embedding_Size], unit norm. Raises audio.AudioRejected (e.g. silence)."""
+        -> float32 [Embedding_Size], unit norm. Raises audio.AudioRejected (silence, fewer than
+        Sound.Inference_Min_Frames frames after trimming)."""
         signal = self.model_signal(samples, sample_rate)
         with audio.one_blas_thread():
-            mel = audio.mel_from_signal(signal, self.hp.Sound, self.top_db)
+            mel = audio.mel_from_signal(signal, self.hp.Sound, self.top_db, self.hp.Sound.Inference_Min_Frames,
+                                        MIN_FRAMES_SETTING)
         return self.embed_mels([mel])[0]
 
     def embed_utterance(self, wav: np.ndarray, sample_rate: int, return_partials: bool = False):

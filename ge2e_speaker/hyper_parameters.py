@@ -19,6 +19,7 @@ PORT_DEFAULTS = {
         'Trim_Top_dB': {'VCTK': 15, 'VC1': 23, 'VC2': 23, 'Libri': 23, 'CMUA': 60, 'Default': 23},
         'Inference_Top_dB': 20,
         'Min_Frames': 64,
+        'Inference_Min_Frames': 16,
     },
     'Train': {
         'Loss': {'Type': 'softmax', 'Centroid': 'exclusive'},
@@ -90,6 +91,7 @@ SCHEMA = {
         'Sample_Rate': POSITIVE, 'Max_Abs_Mel': number_above(0),
         'Trim_Top_dB': {dataset: number_above(0) for dataset in PORT_DEFAULTS['Sound']['Trim_Top_dB']},
         'Inference_Top_dB': number_above(0), 'Min_Frames': POSITIVE,
+        'Inference_Min_Frames': POSITIVE,
     },
     'Encoder': {'Embedding_Size': POSITIVE, 'LSTM': {'Sizes': POSITIVE, 'Stacks': POSITIVE}},
     'Train': {

@@ -38,13 +38,14 @@ def test_the_shipped_files_load(path):
 
 def test_a_seed_file_without_the_port_keys_loads(tmp_path):
     settings = copy.deepcopy(SETTINGS)
-    for section, keys in {'Sound': ('Trim_Top_dB', 'Inference_Top_dB', 'Min_Frames'),
+    for section, keys in {'Sound': ('Trim_Top_dB', 'Inference_Top_dB', 'Min_Frames', 'Inference_Min_Frames'),
                           'Train': ('Loss', 'Mixed_Precision')}.items():
         for key in keys:
             del settings[section][key]
     (tmp_path / 'seed.yaml').write_text(yaml.safe_dump(settings), encoding='utf-8')
     hp = load_hyper_parameters(str(tmp_path / 'seed.yaml'))
     assert hp.Sound.Trim_Top_dB.VCTK == 15 and hp.Train.Loss.Centroid == 'exclusive'
+    assert hp.Sound.Inference_Min_Frames == 16
 
 
 @pytest.mark.parametrize('key, value, message', [

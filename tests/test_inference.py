@@ -17,7 +17,7 @@ from fixtures.corpora import voice, voxceleb, write
 from fixtures.seed_recipe import seed_mel
 
 HP = load_hyper_parameters('Hyper_Parameter.yaml')
-PORT_KEYS = {'Sound': ('Trim_Top_dB', 'Inference_Top_dB', 'Min_Frames'), 'Train': ('Loss', 'Mixed_Precision')}
+PORT_KEYS = {'Sound': ('Trim_Top_dB', 'Inference_Top_dB', 'Min_Frames', 'Inference_Min_Frames'), 'Train': ('Loss', 'Mixed_Precision')}
 
 
 class SeedEncoder(torch.nn.Module):
@@ -114,6 +114,26 @@ def test_outputs_of_a_folder(corpus, checkpoint, tmp_path, capsys):
         np.testing.assert_allclose(vector, mean / np.linalg.norm(mean), atol=1e-6)
     assert (tmp_path / 'tsne.png').stat().st_size > 10_000
     assert not list(tmp_path.glob('*.partial'))
+
+
+def test_utterances_too_short_to_embed_are_refused_by_name(checkpoint, tmp_path, capsys):
+    """Below Sound.Inference_Min_Frames frames of sound (0.26 s) a file gets no row: one line
+    naming it and the setting, a count in the summary; a 0.5 s word is still embedded."""
+    rate = HP.Sound.Sample_Rate
+    word = write(str(tmp_path / 'in' / 'a' / 'word.wav'), voice(0, 0, seconds=0.5), rate)
+    click = write(str(tmp_path / 'in' / 'a' / 'click.wav'), voice(0, 1, seconds=0.05), rate)
+    code, out, err = run_cli(capsys, '-c', checkpoint, '-i', tmp_path / 'in', '-o', tmp_path / 'out', '--no-plot')
+    assert code == 0, err
+    rows = (tmp_path / 'out' / 'embeddings_index.tsv').read_text().splitlines()[1:]
+    assert [row.split('\t')[0] for row in rows] == [word]
+    reason = (tmp_path / 'out' / 'skipped.tsv').read_text().splitlines()[1].split('\t')
+    assert reason[0] == click and reason[1].startswith('too short: ')
+    assert reason[1].endswith('frames after trimming, fewer than Sound.Inference_Min_Frames (16)')
+    assert 'skipped: too short: 1' in out
+    encoder = embedding.load_encoder(checkpoint, workers=0)
+    samples = voice(0, 1, seconds=0.05)
+    with pytest.raises(audio.AudioRejected, match='fewer than Sound.Inference_Min_Frames'):
+        encoder.embed_waveform(samples, rate)
 
 
 def test_list_file_labels_and_no_plot(corpus, checkpoint, tmp_path, capsys):
