@@ -1,5 +1,6 @@
-"""Figures: the t-SNE map of embeddings that Inference.py draws and Train.py logs, and the
-verification figures beside verification.json (DET curve, score histograms)."""
+"""Figures: the t-SNE map of embeddings that Inference.py draws and Train.py logs, the
+verification figures beside verification.json (DET curve, score histograms) and the timeline
+of a recording against reference speakers."""
 import numpy as np
 
 from . import metrics
@@ -71,25 +72,54 @@ def det_figure(scores: np.ndarray, targets: np.ndarray, title: str):
     return figure
 
 
-def score_histogram_figure(scores: np.ndarray, targets: np.ndarray, title: str):
-    """Histograms of target and non-target trial scores (each normalised to unit area)."""
+def score_histogram_figure(scores: np.ndarray, targets: np.ndarray, title: str, label: str = 'cosine score'):
+    """Histograms of target and non-target trial scores (each normalised to unit area); label
+    names the score on the x axis."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     targets = np.asarray(targets, dtype=bool)
-    bins = np.linspace(min(scores.min(), -0.2), 1.0, 61)
+    bins = np.linspace(min(scores.min(), -0.2), max(scores.max(), 1.0), 61)
     figure, axes = plt.subplots(figsize=(7, 4.5))
     axes.hist(scores[~targets], bins=bins, density=True, alpha=0.6, label=f'different speakers ({(~targets).sum():,})')
     axes.hist(scores[targets], bins=bins, density=True, alpha=0.6, label=f'same speaker ({targets.sum():,})')
-    axes.set_xlabel('cosine score')
+    axes.set_xlabel(label)
     axes.set_ylabel('density')
     axes.set_title(title)
     axes.legend(loc='upper left')
     return figure
 
 
-def plot_verification(scores: np.ndarray, targets: np.ndarray, out_dir: str, title: str) -> None:
-    """det.png and score_histogram.png in out_dir."""
+def plot_verification(scores: np.ndarray, targets: np.ndarray, out_dir: str, title: str,
+                      label: str = 'cosine score') -> None:
+    """det.png and score_histogram.png in out_dir (label: what the scores are)."""
     import os
     save_figure(det_figure(scores, targets, title), os.path.join(out_dir, 'det.png'))
-    save_figure(score_histogram_figure(scores, targets, title), os.path.join(out_dir, 'score_histogram.png'))
+    save_figure(score_histogram_figure(scores, targets, title, label), os.path.join(out_dir, 'score_histogram.png'))
+
+
+def timeline_figure(spans: list, similarities: np.ndarray, names: list, sample_rate: int, title: str):
+    """Similarity over time to each speaker (a line per speaker at each partial's centre,
+    seconds), and below it a strip coloured by the most similar speaker of each partial.
+    similarities: [partials, speakers]."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    centres = np.array([(span.start + span.stop) / 2 / sample_rate for span in spans])          # [k]
+    colours = plt.get_cmap('tab10').colors
+    figure, (axes, strip) = plt.subplots(2, 1, figsize=(11, 5), sharex=True, height_ratios=[6, 1])
+    for number, name in enumerate(names):
+        axes.plot(centres, similarities[:, number], color=colours[number % 10], label=name)
+    axes.set_ylabel('cosine similarity')
+    axes.set_title(title)
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc='upper left', bbox_to_anchor=(1.01, 1.0), fontsize='small', frameon=False)
+    end = max(span.stop for span in spans) / sample_rate
+    edges = np.concatenate([[0.0], (centres[1:] + centres[:-1]) / 2, [end]])                 # each partial's share
+    for first, last, speaker in zip(edges[:-1], edges[1:], similarities.argmax(axis=1)):
+        strip.axvspan(first, last, color=colours[speaker % 10], alpha=0.6, lw=0)
+    strip.set_yticks([])
+    strip.set_ylabel('most\nsimilar', rotation=0, ha='right', va='center')
+    strip.set_xlabel('time (s)')
+    strip.set_xlim(0, end)
+    return figure

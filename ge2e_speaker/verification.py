@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import file_kinds, metrics
+from . import file_kinds, metrics, score_norm
 from .embedding import NONFINITE
 
 P_TARGET = 0.01              # the VoxCeleb challenge's minDCF prior, with C_miss = C_fa = 1
@@ -30,6 +30,9 @@ class VerificationResult:
     skipped_trials: list = field(default_factory=list)    # trials naming a file that could not be embedded
     unusable_files: dict = field(default_factory=dict)    # path (as in the trial list) -> reason
     p_target: float = P_TARGET
+    normalisation: str = 'none'  # or 'AS-norm, top N of M cohort embeddings': then scores are AS-norm's,
+    raw_scores: np.ndarray = None    # and these the cosine scores [trials scored],
+    raw_eer: float = None            # with their EER
 
 
 def read_trials(path: str) -> list:
@@ -56,9 +59,12 @@ def read_trials(path: str) -> list:
     return trials
 
 
-def score_trials(trials, embedding_of: dict, p_target: float = P_TARGET) -> VerificationResult:
+def score_trials(trials, embedding_of: dict, p_target: float = P_TARGET, cohort: np.ndarray = None,
+                 top: int = score_norm.COHORT_TOP) -> VerificationResult:
     """Cosine-score trials from embeddings already computed: embedding_of maps each trial path to
-    a unit float32 [E] vector, or to a reason string when the file could not be embedded."""
+    a unit float32 [E] vector, or to a reason string when the file could not be embedded. With a
+    cohort (unit rows [M, E], score_norm.read_cohort), the scores are AS-normalised over its
+    `top` closest embeddings to each side (score_norm.py); the cosine scores stay in raw_scores."""
     embedding_of = {path: value if not isinstance(value, np.ndarray) or np.isfinite(value).all() else NONFINITE
                     for path, value in embedding_of.items()}
     kept, skipped, scores = [], [], []
@@ -75,16 +81,28 @@ def score_trials(trials, embedding_of: dict, p_target: float = P_TARGET) -> Veri
     if targets.all() or not targets.any():
         raise TrialListError(f'{len(kept)} trials could be scored ({len(skipped)} skipped); '
                              f'EER needs both target and non-target trials')
-    return VerificationResult(metrics.equal_error_rate(scores, targets), metrics.minimum_dcf(scores, targets, p_target),
-                              scores, kept, skipped, unusable, p_target)
+    if cohort is None:
+        return VerificationResult(metrics.equal_error_rate(scores, targets), metrics.minimum_dcf(scores, targets, p_target),
+                                  scores, kept, skipped, unusable, p_target)
+    paths = list(dict.fromkeys(path for _, first, second in kept for path in (first, second)))
+    row = {path: number for number, path in enumerate(paths)}
+    statistics = score_norm.top_statistics(np.stack([embedding_of[path] for path in paths]), cohort, top)
+    normalised = score_norm.as_norm(scores, np.array([row[trial[1]] for trial in kept]),
+                                    np.array([row[trial[2]] for trial in kept]), statistics)
+    return VerificationResult(metrics.equal_error_rate(normalised, targets), metrics.minimum_dcf(normalised, targets, p_target),
+                              normalised, kept, skipped, unusable, p_target,
+                              f'AS-norm, top {top} of {len(cohort):,} cohort embeddings', scores,
+                              metrics.equal_error_rate(scores, targets))
 
 
 def evaluate_trials(encoder, trials, root: str = '', progress: bool = False, known: dict = None,
-                    p_target: float = P_TARGET) -> VerificationResult:
+                    p_target: float = P_TARGET, cohort: np.ndarray = None,
+                    top: int = score_norm.COHORT_TOP) -> VerificationResult:
     """Embed each file named by the trials once (paths relative to root) and score the trials.
 
     encoder: an embedding.SpeakerEncoder. trials: a trial-list path or [(target, path_a, path_b)].
     known: embeddings already computed, {trial path: unit vector}, which are not recomputed.
+    cohort, top: AS-norm of the scores (score_trials).
     With a root, a trial path that leaves it (absolute, or through '..') is not embedded: it is
     reported among the files not embedded.
     """
@@ -99,7 +117,7 @@ def evaluate_trials(encoder, trials, root: str = '', progress: bool = False, kno
     if needed:
         for index, vector, reason in encoder.stream_files([os.path.join(root, path) for path in needed], progress):
             embedding_of[needed[index]] = vector if reason is None else reason
-    return score_trials(trials, embedding_of, p_target)
+    return score_trials(trials, embedding_of, p_target, cohort, top)
 
 
 def leaves_root(path: str) -> bool:
@@ -128,10 +146,15 @@ def write_verification(result: VerificationResult, trial_count: int, out_dir: st
         print(f'trial file not embedded: {path}: {reason}')
     summary = {'eer_percent': round(100 * result.eer, 4), 'min_dcf': round(result.min_dcf, 5),
                'p_target': result.p_target, 'c_miss': 1, 'c_false_alarm': 1, 'trials_scored': len(result.trials),
-               'trials_skipped': len(result.skipped_trials), 'files_not_embedded': len(result.unusable_files)}
+               'trials_skipped': len(result.skipped_trials), 'files_not_embedded': len(result.unusable_files),
+               'score_normalisation': result.normalisation}
+    if result.raw_scores is not None:
+        summary['eer_percent_cosine'] = round(100 * result.raw_eer, 4)
     with open(os.path.join(out_dir, 'verification.json'), 'w', encoding='utf-8') as stream:
         json.dump(summary, stream, indent=2)
     skipped = (f' ({len(result.skipped_trials):,} skipped: they name {len(result.unusable_files):,} '
                f'files that could not be embedded)') if result.skipped_trials else ''
+    normalised = (f' with {result.normalisation} (cosine scores: EER {100 * result.raw_eer:.2f} %)'
+                  if result.raw_scores is not None else '')
     print(f'EER {100 * result.eer:.2f} %, minDCF(p_target {result.p_target:g}) {result.min_dcf:.4f} over '
-          f'{len(result.trials):,} of {trial_count:,} trials{skipped}')
+          f'{len(result.trials):,} of {trial_count:,} trials{skipped}{normalised}')

@@ -10,7 +10,7 @@ import threadpoolctl
 import torch
 import yaml
 
-from ge2e_speaker import audio, embedding, inference, inputs, npy_writer, verification
+from ge2e_speaker import audio, embedding, embedding_set, inference, inputs, npy_writer, verification
 from ge2e_speaker.hyper_parameters import load_hyper_parameters, to_dict
 from ge2e_speaker.modules import Encoder
 from fixtures.corpora import voice, voxceleb, write
@@ -169,7 +169,7 @@ def test_tsne_sample_is_bounded(tmp_path, monkeypatch):
     vectors = np.random.default_rng(0).standard_normal((len(paths), 256)).astype(np.float32)
     monkeypatch.setattr(encoder, 'stream_files', lambda paths, progress: ((i, vectors[i], None) for i in range(len(paths))))
     drawn = {}
-    monkeypatch.setattr(inference, 'plot_tsne', lambda v, l, path, title: drawn.update(vectors=v, labels=l) or True)
+    monkeypatch.setattr(embedding_set, 'plot_tsne', lambda v, l, path, title: drawn.update(vectors=v, labels=l) or True)
     rows, skipped, _, _ = inference.embed_inputs(encoder, paths, labels, str(tmp_path), True, 'title')
     assert rows == 1000 and not skipped
     assert len(drawn['vectors']) == 600 and len(set(drawn['labels'])) == 30
