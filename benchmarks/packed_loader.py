@@ -27,7 +27,6 @@ import sys
 import tempfile
 import time
 
-import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -170,7 +169,7 @@ def million(args, folder: str) -> None:
         stream.writelines(f'{key}\t{frames}\t0\t0\n' for key in keys)
     live = {key: ('g0-all0', index * frames, frames) for index, key in enumerate(keys)}
     pattern_store.commit(store, 0, live, ['g0-all0'], hp.Sound.Mel_Dim, 'METADATA.PICKLE',
-                         pattern_store.file_digest(os.path.join(root, 'METADATA.PICKLE')),
+                         atomic_files.file_digest(os.path.join(root, 'METADATA.PICKLE')),
                          pattern_store.folder_mtimes(root, ['SYN']), log=lambda message: None)
     commit = time.perf_counter() - started
     del live, keys

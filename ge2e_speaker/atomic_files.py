@@ -1,13 +1,23 @@
 """Whole files or none: write under a temporary name, then rename; a set of files that replaces
 another set whole; a probe that a folder takes files; and the cleanup of what a killed run
-half-wrote. Imports nothing of the project."""
+half-wrote; a file's sha256. Imports nothing of the project."""
 import glob
+import hashlib
 import os
 import re
 import shutil
 
 TEMPORARY_NAME = re.compile(r'\.tmp-\d+$')          # write_atomically's <name>.tmp-<pid>
 STAGING_PREFIX = '.partial-'                          # OutputSet's <folder>/.partial-<pid>/
+
+
+def file_digest(path: str) -> str:
+    """sha256 of a file's bytes (hex), read a MiB at a time: tells two versions of a file apart."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as stream:
+        for block in iter(lambda: stream.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_atomically(path: str, payload) -> os.stat_result:

@@ -17,7 +17,6 @@ the manifest (the merge). Patterns written through atomic_files.write_atomically
 their folder's mtime, so a reader sees an added, removed or rewritten pattern without opening it.
 """
 import glob
-import hashlib
 import io
 import json
 import mmap
@@ -29,6 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import atomic_files, patterns, slicing
+from .atomic_files import file_digest
 
 STORE_FOLDER = '.packed'
 MANIFEST = 'STORE.json'
@@ -43,14 +43,6 @@ class StoreError(ValueError):
 
 def store_folder(root: str) -> str:
     return os.path.join(root, STORE_FOLDER)
-
-
-def file_digest(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def metadata_patterns(metadata: dict) -> dict:

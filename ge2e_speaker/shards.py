@@ -14,6 +14,7 @@ import os
 
 import numpy as np
 
+from .atomic_files import file_digest
 from .embedding_set import ROW_FILES, EmbeddingSet
 
 FOLDER = 'shards'
@@ -44,19 +45,11 @@ def folder(out_dir: str, part: int, parts: int) -> str:
     return os.path.join(out_dir, FOLDER, f'{part}-of-{parts}')
 
 
-def _file_hash(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as stream:
-        for block in iter(lambda: stream.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def run_identity(paths: list, labels: list, input_base: str, checkpoint: str, settings: dict) -> str:
     """sha256 of the input (paths relative to input_base, labels), the checkpoint file's bytes
     and settings (hyper-parameters, slices, precision: anything JSON)."""
     digest = hashlib.sha256()
-    digest.update(_file_hash(checkpoint).encode())
+    digest.update(file_digest(checkpoint).encode())
     digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
     for path, label in zip(paths, labels):
         digest.update(f'{os.path.relpath(os.path.abspath(path), input_base)}\t{label}\n'.encode('utf-8', 'surrogateescape'))

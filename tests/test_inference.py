@@ -2,7 +2,6 @@
 the Python API, exports and bad input. A randomly initialised encoder stands in for a trained one."""
 import os
 import pickle
-import shutil
 
 import numpy as np
 import pytest
@@ -68,14 +67,8 @@ def corpus(tmp_path_factory):
 
 
 @pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    """This project's checkpoint layout, the hyper-parameters beside it."""
-    folder = tmp_path_factory.mktemp('run')
-    torch.manual_seed(0)
-    torch.save({'Model': Encoder.from_hyper_parameters(HP).state_dict(), 'Steps': 1000,
-                'Loss': {'w': torch.tensor(10.0), 'b': torch.tensor(-5.0)}}, folder / 'S_1000.pkl')
-    shutil.copy('Hyper_Parameter.yaml', folder / 'Hyper_Parameter.yaml')
-    return str(folder / 'S_1000.pkl')
+def checkpoint(random_checkpoint):
+    return random_checkpoint
 
 
 def run_cli(capsys, *argv):

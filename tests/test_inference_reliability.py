@@ -3,7 +3,6 @@ line, the files left. Outputs of two runs never mix, bad input is named and coun
 non-finite is written or scored."""
 import os
 import shutil
-import subprocess
 
 import numpy as np
 import pytest

@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from ge2e_speaker import inference, metrics, score_norm, verification
+from ge2e_speaker import metrics, score_norm, verification
 from ge2e_speaker.embedding import EXAMPLE_CHECKPOINT
 
 VOICES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'real_voices')
@@ -53,20 +53,14 @@ def test_as_norm_puts_two_recording_channels_on_one_scale():
     assert normalised.eer == metrics.equal_error_rate(normalised.scores, np.array([t for t, _, _ in trials], bool))
 
 
-def cli(capsys, *argv):
-    code = inference.main([str(argument) for argument in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_inference_with_a_cohort(capsys, tmp_path):
+def test_inference_with_a_cohort(inference_cli, tmp_path):
     files = sorted(os.path.relpath(os.path.join(folder, name), VOICES)
                    for folder, _, names in os.walk(VOICES) for name in names if name.endswith('.flac'))
     lines = [f'{int(a.split(os.sep)[0] == b.split(os.sep)[0])} {a} {b}' for n, a in enumerate(files) for b in files[n + 1:]]
     (tmp_path / 'trials.txt').write_text('\n'.join(lines) + '\n')
     # a cohort: the embeddings of an -i run (here of the same six files, enough for a check)
-    assert cli(capsys, '-c', EXAMPLE_CHECKPOINT, '-i', VOICES, '-o', tmp_path / 'cohort', '--no-plot')[0] == 0
-    code, out, err = cli(capsys, '-c', EXAMPLE_CHECKPOINT, '--trials', tmp_path / 'trials.txt', '--root', VOICES,
+    assert inference_cli('-c', EXAMPLE_CHECKPOINT, '-i', VOICES, '-o', tmp_path / 'cohort', '--no-plot')[0] == 0
+    code, out, err = inference_cli('-c', EXAMPLE_CHECKPOINT, '--trials', tmp_path / 'trials.txt', '--root', VOICES,
                          '--cohort', tmp_path / 'cohort' / 'embeddings.npy', '--cohort-top', 3, '-o', tmp_path / 'out')
     assert code == 0, err
     summary = json.loads((tmp_path / 'out' / 'verification.json').read_text())
@@ -85,14 +79,14 @@ def test_inference_with_a_cohort(capsys, tmp_path):
     (lambda path: open(path, 'wb').write(b'not an array'), 'not a .npy array of embeddings'),
     (lambda path: np.save(path, np.array([{'a': 1}], dtype=object)), 'not a .npy array of embeddings'),
 ])
-def test_a_cohort_that_cannot_be_used_is_refused_in_one_line(capsys, tmp_path, make, message):
+def test_a_cohort_that_cannot_be_used_is_refused_in_one_line(inference_cli, tmp_path, make, message):
     (tmp_path / 'trials.txt').write_text('1 0006/000060015.flac 0006/000060020.flac\n')
     make(str(tmp_path / 'cohort.npy'))
-    code, _, err = cli(capsys, '-c', EXAMPLE_CHECKPOINT, '--trials', tmp_path / 'trials.txt', '--root', VOICES,
+    code, _, err = inference_cli('-c', EXAMPLE_CHECKPOINT, '--trials', tmp_path / 'trials.txt', '--root', VOICES,
                        '--cohort', tmp_path / 'cohort.npy', '-o', tmp_path / 'out')
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_cohort_needs_trials(capsys, tmp_path):
-    code, _, err = cli(capsys, '-c', EXAMPLE_CHECKPOINT, '-i', VOICES, '--cohort', 'c.npy', '-o', tmp_path)
+def test_a_cohort_needs_trials(inference_cli, tmp_path):
+    code, _, err = inference_cli('-c', EXAMPLE_CHECKPOINT, '-i', VOICES, '--cohort', 'c.npy', '-o', tmp_path)
     assert code == 2 and '--cohort normalises the scores of --trials' in err

@@ -2,18 +2,12 @@
 import json
 import os
 import pickle
-import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from ge2e_speaker import inference, shards
-from ge2e_speaker.hyper_parameters import load_hyper_parameters
-from ge2e_speaker.modules import Encoder
 from fixtures.corpora import voice, write
-
-HP = load_hyper_parameters('Hyper_Parameter.yaml')
 
 
 @pytest.fixture(scope='module')
@@ -27,21 +21,6 @@ def corpus(tmp_path_factory):
     return str(root)
 
 
-@pytest.fixture(scope='module')
-def checkpoint(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('run')
-    torch.manual_seed(3)
-    torch.save({'Model': Encoder.from_hyper_parameters(HP).state_dict(), 'Steps': 10}, folder / 'S_10.pkl')
-    shutil.copy('Hyper_Parameter.yaml', folder / 'Hyper_Parameter.yaml')
-    return str(folder / 'S_10.pkl')
-
-
-def cli(capsys, *argv):
-    code = inference.main([str(argument) for argument in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def read_set(folder):
     with open(os.path.join(folder, 'speaker_embeddings.pickle'), 'rb') as stream:
         speakers = pickle.load(stream)
@@ -49,20 +28,20 @@ def read_set(folder):
             open(os.path.join(folder, 'skipped.tsv')).read(), speakers)
 
 
-def make_shards(capsys, checkpoint, corpus, out, parts, order, *extra):
+def make_shards(cli, checkpoint, corpus, out, parts, order, *extra):
     for part in order:
-        code, printed, err = cli(capsys, '-c', checkpoint, '-i', corpus, '-o', out, '--shard', f'{part}/{parts}', *extra)
+        code, printed, err = cli('-c', checkpoint, '-i', corpus, '-o', out, '--shard', f'{part}/{parts}', *extra)
         assert code == 0, err
         assert f'Shard {part}/{parts}: files ' in printed and f'python Inference.py -o {out} --merge' in printed
 
 
-def test_shards_then_merge_equal_one_run(capsys, checkpoint, corpus, tmp_path):
-    code, _, err = cli(capsys, '-c', checkpoint, '-i', corpus, '-o', tmp_path / 'one', '--no-plot')
+def test_shards_then_merge_equal_one_run(inference_cli, random_checkpoint, corpus, tmp_path):
+    code, _, err = inference_cli('-c', random_checkpoint, '-i', corpus, '-o', tmp_path / 'one', '--no-plot')
     assert code == 0, err
-    make_shards(capsys, checkpoint, corpus, tmp_path / 'split', 3, (3, 1, 2))    # any order, as machines finish
+    make_shards(inference_cli, random_checkpoint, corpus, tmp_path / 'split', 3, (3, 1, 2))    # any order, as machines finish
     manifest = json.loads((tmp_path / 'split' / 'shards' / '2-of-3' / 'shard.json').read_text())
     assert manifest['files'] == [4, 8] and manifest['total_files'] == 13 and manifest['parts'] == 3
-    code, printed, err = cli(capsys, '-o', tmp_path / 'split', '--merge')
+    code, printed, err = inference_cli('-o', tmp_path / 'split', '--merge')
     assert code == 0, err
     assert 'Merged 3 shards of 13 files: 12 rows, 1 skipped' in printed
     single, merged = read_set(tmp_path / 'one'), read_set(tmp_path / 'split')
@@ -75,31 +54,31 @@ def test_shards_then_merge_equal_one_run(capsys, checkpoint, corpus, tmp_path):
     assert (tmp_path / 'split' / 'tsne.png').stat().st_size > 10_000        # the merged run draws its figure
 
 
-def test_a_missing_incomplete_or_foreign_shard_is_refused(capsys, checkpoint, corpus, tmp_path):
+def test_a_missing_incomplete_or_foreign_shard_is_refused(inference_cli, random_checkpoint, corpus, tmp_path):
     out = tmp_path / 'out'
-    make_shards(capsys, checkpoint, corpus, out, 3, (1, 3))
-    code, _, err = cli(capsys, '-o', out, '--merge')
+    make_shards(inference_cli, random_checkpoint, corpus, out, 3, (1, 3))
+    code, _, err = inference_cli('-o', out, '--merge')
     assert code == 2 and err.strip().endswith('shard 2/3 missing (2 of 3 there); run Inference.py with --shard 2/3 '
                                               '(same -c, -i and settings) and merge again')
     assert not (out / 'embeddings.npy').exists()
     # a part from another run (other slices: other rows) is named, not merged
-    make_shards(capsys, checkpoint, corpus, out, 3, (2,), '--slices', 'multi')
-    code, _, err = cli(capsys, '-o', out, '--merge')
+    make_shards(inference_cli, random_checkpoint, corpus, out, 3, (2,), '--slices', 'multi')
+    code, _, err = inference_cli('-o', out, '--merge')
     assert code == 2 and 'is from another run than' in err and '2-of-3' in err
     # the same part again, as the run asks: now it merges
-    make_shards(capsys, checkpoint, corpus, out, 3, (2,))
-    assert cli(capsys, '-o', out, '--merge')[0] == 0
+    make_shards(inference_cli, random_checkpoint, corpus, out, 3, (2,))
+    assert inference_cli('-o', out, '--merge')[0] == 0
     # a part whose run did not finish (no shard.json), or whose rows are not the manifest's
     (out / 'shards' / '3-of-3' / 'shard.json').unlink()
-    code, _, err = cli(capsys, '-o', out, '--merge')
+    code, _, err = inference_cli('-o', out, '--merge')
     assert code == 2 and '3-of-3: incomplete (no shard.json' in err
-    make_shards(capsys, checkpoint, corpus, out, 3, (3,))
+    make_shards(inference_cli, random_checkpoint, corpus, out, 3, (3,))
     np.save(out / 'shards' / '1-of-3' / 'embeddings.npy', np.zeros((2, 256), np.float32))
-    code, _, err = cli(capsys, '-o', out, '--merge')
+    code, _, err = inference_cli('-o', out, '--merge')
     assert code == 2 and '1-of-3: embeddings.npy (2 rows)' in err
     # parts of another part count
-    make_shards(capsys, checkpoint, corpus, out, 2, (1,))
-    assert 'from another run' in cli(capsys, '-o', out, '--merge')[2]
+    make_shards(inference_cli, random_checkpoint, corpus, out, 2, (1,))
+    assert 'from another run' in inference_cli('-o', out, '--merge')[2]
 
 
 @pytest.mark.parametrize('argv, message', [
@@ -108,8 +87,8 @@ def test_a_missing_incomplete_or_foreign_shard_is_refused(capsys, checkpoint, co
     (['-c', 'S.pkl', '-i', 'x', '--shard', '1/2', '--trials', 't.txt'], '--shard embeds -i only'),
     (['-i', 'x'], 'give a checkpoint with -c'),
 ])
-def test_flag_combinations_that_cannot_run(capsys, tmp_path, argv, message):
-    code, _, err = cli(capsys, *argv)
+def test_flag_combinations_that_cannot_run(inference_cli, tmp_path, argv, message):
+    code, _, err = inference_cli(*argv)
     assert code == 2 and message in err and 'Traceback' not in err
 
 

@@ -5,19 +5,13 @@ import shutil
 import numpy as np
 import soundfile
 
-from ge2e_speaker import inference
+
 from ge2e_speaker.embedding import EXAMPLE_CHECKPOINT
 
 VOICES = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'data', 'real_voices')
 
 
-def cli(capsys, *argv):
-    code = inference.main([str(argument) for argument in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def test_timeline_follows_the_speaker_who_talks(capsys, tmp_path):
+def test_timeline_follows_the_speaker_who_talks(inference_cli, tmp_path):
     first, _ = soundfile.read(os.path.join(VOICES, '0006', '000060015.flac'), dtype='float32')
     second, rate = soundfile.read(os.path.join(VOICES, '0575', '005750059.flac'), dtype='float32')
     soundfile.write(tmp_path / 'talk.flac', np.concatenate([first, second]), rate)
@@ -26,7 +20,7 @@ def test_timeline_follows_the_speaker_who_talks(capsys, tmp_path):
         os.makedirs(tmp_path / 'speakers' / speaker)
         shutil.copy(os.path.join(VOICES, speaker, f'{name}.flac'), tmp_path / 'speakers' / speaker)
     (tmp_path / 'speakers' / '1309' / 'broken.wav').write_bytes(b'RIFF, not audio')
-    code, out, err = cli(capsys, '-c', EXAMPLE_CHECKPOINT, '--timeline', tmp_path / 'talk.flac',
+    code, out, err = inference_cli('-c', EXAMPLE_CHECKPOINT, '--timeline', tmp_path / 'talk.flac',
                          '--speakers', tmp_path / 'speakers', '-o', tmp_path / 'out')
     assert code == 0, err
     assert 'speaker 1309: ' in out and 'broken.wav left out: unreadable' in out    # the bad reference, by name
@@ -48,10 +42,10 @@ def test_timeline_follows_the_speaker_who_talks(capsys, tmp_path):
     assert f'Timeline of {tmp_path / "talk.flac"}: {len(rows)} partials against 3 speakers' in out
 
 
-def test_timeline_needs_speakers_and_an_audible_recording(capsys, tmp_path):
-    code, _, err = cli(capsys, '-c', EXAMPLE_CHECKPOINT, '--timeline', 'x.wav', '-o', tmp_path)
+def test_timeline_needs_speakers_and_an_audible_recording(inference_cli, tmp_path):
+    code, _, err = inference_cli('-c', EXAMPLE_CHECKPOINT, '--timeline', 'x.wav', '-o', tmp_path)
     assert code == 2 and '--timeline RECORDING and --speakers PATH... go together' in err
     soundfile.write(tmp_path / 'silence.wav', np.zeros(16000, np.float32), 16000)
-    code, _, err = cli(capsys, '-c', EXAMPLE_CHECKPOINT, '--timeline', tmp_path / 'silence.wav',
+    code, _, err = inference_cli('-c', EXAMPLE_CHECKPOINT, '--timeline', tmp_path / 'silence.wav',
                        '--speakers', tmp_path / 'missing', '-o', tmp_path / 'out')
     assert code == 2 and 'missing: no such speaker file or folder' in err and 'Traceback' not in err
