@@ -153,3 +153,21 @@ def test_prepare_again_changes_nothing(tmp_path, small_recipe):
 def test_a_missing_source_says_how_to_get_it(tmp_path, small_recipe):
     with pytest.raises(SystemExit, match='git clone https://github.com/jimbozhang/speechocean762'):
         real_voices.prepare(str(tmp_path), str(tmp_path / 'corpus'))
+
+
+def test_the_ablation_variants_change_only_their_parts_of_the_recipe():
+    import yaml
+    import augmentation_ablation
+    with open(os.path.join(ROOT, real_voices.HYPER_PARAMETERS), encoding='utf-8') as stream:
+        recipe = yaml.safe_load(stream)
+    full = recipe['Augmentation']
+    chosen = augmentation_ablation.variants(recipe)
+    assert list(chosen) == ['none', 'speed', 'noise and babble', 'rooms', 'masks', 'all', 'all but noise and babble']
+    assert chosen['none'] == augmentation_ablation.OFF
+    assert chosen['masks']['Time_Mask'] == full['Time_Mask'] and chosen['masks']['Reverb']['Probability'] == 0.0
+    assert chosen['masks']['Speed'] == [] and chosen['speed']['Speed'] == full['Speed'] == [0.9, 1.1]
+    assert chosen['all'] == full
+    without = chosen['all but noise and babble']
+    assert without['Noise']['Probability'] == without['Babble']['Probability'] == 0.0
+    assert {key: without[key] for key in ('Speed', 'Reverb', 'Time_Mask', 'Frequency_Mask')} == \
+        {key: full[key] for key in ('Speed', 'Reverb', 'Time_Mask', 'Frequency_Mask')}
