@@ -1,7 +1,7 @@
 """The example encoder for real voices: corpus from public recordings, patterns, fine-tuning.
 
     git clone https://github.com/jimbozhang/speechocean762 SOURCES/speechocean762   # and the others below
-    python recipes/real_voices.py --sources SOURCES            # prepare, patterns, train (resumes)
+    python recipes/real_voices.py --sources SOURCES            # prepare, patterns, refine (resumes)
     python recipes/real_voices.py --sources SOURCES --stage prepare
 
 Stages, each resumable (a rerun skips what is done):
@@ -9,8 +9,12 @@ Stages, each resumable (a rerun skips what is done):
             are shorter than a training crop), Common Voice clips by speaker, Kaldi data dirs
             for speechocean762's train half, and the held-out speakers (Held_Out/ + trials.txt)
   patterns  Pattern_Generate.py -folder/-kaldi (training) and -foldert/-kaldit (held out)
-  train     Train.py --init <the synthetic example checkpoint>, or -s <last> when checkpoints exist
-  evaluate  EER over all pairs of held-out files, t-SNE (--step N, default last; --resemblyzer: beside it)
+  train     round 2: Train.py --init <round 1's encoder>, or -s <last> when checkpoints exist
+  refine    round 3: round 2's encoder (Example_Results/Real_Voices_v2/S_4000.pkl) trained on with
+            the recipe's settings less noise and babble, the one part that alone made the held-out
+            EER worse (recipes/augmentation_ablation.py); Real_Voices/Refine/, resumes likewise
+  evaluate  EER over all pairs of held-out files, t-SNE (--run refine|round2, --step N, default last;
+            --resemblyzer: beside it)
   export    the slim checkpoint and its settings into the package's example encoder
             (ge2e_speaker/example_encoder/, which Example_Results/Checkpoint links to), its
             figure into Example_Results/Figures/ (--step N)
@@ -19,6 +23,7 @@ Held-out speakers are drawn per source with a fixed seed and never trained on. s
 test half, LibriSpeech/LibriTTS, RAVDESS, EmoDB and the Free Spoken Digit Dataset are not used.
 """
 import argparse
+import copy
 import csv
 import glob
 import io
@@ -31,6 +36,7 @@ from collections import defaultdict
 import librosa
 import numpy as np
 import soundfile
+import yaml
 from tqdm import tqdm
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,6 +52,8 @@ from ge2e_speaker.metrics import equal_error_rate  # noqa: E402
 
 HYPER_PARAMETERS = 'recipes/real_voices.yaml'
 INIT_CHECKPOINT = 'Example_Results/Real_Voices_v1/S_1500.pkl'   # round 1's encoder
+ROUND_2_CHECKPOINT = 'Example_Results/Real_Voices_v2/S_4000.pkl'  # round 2's, which refine starts from
+REFINE_FOLDER = os.path.join('Real_Voices', 'Refine')
 SAMPLE_RATE = 16000
 JOIN_TOP_DB = 30          # trim of each word clip before joining
 JOIN_GAP_SECONDS = 0.15   # silence between joined clips
@@ -352,24 +360,59 @@ def make_patterns(corpus: str, workers: int, hyper_parameters: str = HYPER_PARAM
 
 
 def train() -> None:
-    steps = list_checkpoints(os.path.join(ROOT, checkpoint_folder()))
+    steps = list_checkpoints(os.path.join(ROOT, checkpoint_folder('round2')))
     run(['Train.py', '-hp', HYPER_PARAMETERS] + (['-s', str(steps[-1])] if steps else ['--init', INIT_CHECKPOINT]))
 
 
-def checkpoint_folder() -> str:
-    """The recipe's Checkpoint_Path (relative to the repository), from its checked hyper-parameters."""
+def refine_settings(recipe: dict) -> dict:
+    """Round 3's settings: the recipe's, less noise and babble, at round 2's learning rate of its
+    step 4000 (5e-4 halved once), for 6,000 steps, in Real_Voices/Refine/."""
+    settings = copy.deepcopy(recipe)
+    settings['Augmentation']['Noise']['Probability'] = 0.0
+    settings['Augmentation']['Babble']['Probability'] = 0.0
+    settings['Train']['Learning_Rate']['Initial'] = recipe['Train']['Learning_Rate']['Initial'] / 2
+    settings['Train']['Max_Step'] = 6000
+    settings['Checkpoint_Path'] = os.path.join(REFINE_FOLDER, 'Checkpoint')
+    settings['Log_Path'] = os.path.join(REFINE_FOLDER, 'Log')
+    return settings
+
+
+def refine_settings_file() -> str:
+    """Real_Voices/Refine/settings.yaml, written from the recipe (relative to the repository)."""
+    with open(os.path.join(ROOT, HYPER_PARAMETERS), encoding='utf-8') as stream:
+        settings = refine_settings(yaml.safe_load(stream))
+    path = os.path.join(REFINE_FOLDER, 'settings.yaml')
+    write_atomically(os.path.join(ROOT, path), yaml.safe_dump(settings, sort_keys=False).encode('utf-8'))
+    return path
+
+
+def refine(init: str) -> None:
+    settings = refine_settings_file()
+    steps = list_checkpoints(os.path.join(ROOT, checkpoint_folder('refine')))
+    run(['Train.py', '-hp', settings] + (['-s', str(steps[-1])] if steps else ['--init', init]))
+
+
+def checkpoint_folder(run_name: str) -> str:
+    """A run's Checkpoint_Path (relative to the repository): round2, the recipe's; refine, round 3's."""
+    if run_name == 'refine':
+        return os.path.join(REFINE_FOLDER, 'Checkpoint')
     return load_hyper_parameters(os.path.join(ROOT, HYPER_PARAMETERS)).Checkpoint_Path
 
 
-def evaluate(corpus: str, step: int, resemblyzer: bool) -> None:
+def inference_folder(run_name: str, step: int) -> str:
+    """Where evaluate writes a checkpoint's held-out scores: beside the run's Checkpoint folder."""
+    return os.path.join(ROOT, os.path.dirname(checkpoint_folder(run_name)), 'Inference', f'S_{step}')
+
+
+def evaluate(corpus: str, run_name: str, step: int, resemblyzer: bool) -> None:
     """EER over every pair of held-out files and the t-SNE figure of the held-out speakers
     (Inference.py --trials); with resemblyzer, Resemblyzer's EER on the same trials beside it."""
-    checkpoint = os.path.join(checkpoint_folder(), f'S_{step}.pkl')
+    checkpoint = os.path.join(checkpoint_folder(run_name), f'S_{step}.pkl')
     held_out = os.path.join(corpus, 'Held_Out')
     trials = os.path.join(held_out, 'trials.txt')
     run(['Inference.py', '-c', checkpoint, '-i', os.path.join(held_out, 'labels.txt'), '--trials', trials,
-         '--root', held_out, '-o', os.path.join(ROOT, 'Real_Voices', 'Inference', f'S_{step}')])
-    print_source_eers(os.path.join(ROOT, 'Real_Voices', 'Inference', f'S_{step}', 'scores.txt'))
+         '--root', held_out, '-o', inference_folder(run_name, step)])
+    print_source_eers(os.path.join(inference_folder(run_name, step), 'scores.txt'))
     if resemblyzer:
         run(['benchmarks/compare_resemblyzer.py', '-c', checkpoint, '--trials', trials, '--root', held_out, '--by-folder'])
 
@@ -388,10 +431,10 @@ def print_source_eers(scores_file: str) -> None:
                                         for source, (scores, targets) in sorted(by_source.items())))
 
 
-def export(step: int) -> None:
+def export(run_name: str, step: int) -> None:
     """The checkpoint's encoder, w, b and settings (no optimiser state) into the package's example
     encoder folder, with the Hyper_Parameter.yaml beside it, and the held-out t-SNE."""
-    run_folder = os.path.join(ROOT, checkpoint_folder())
+    run_folder = os.path.join(ROOT, checkpoint_folder(run_name))
     state = load_checkpoint(os.path.join(run_folder, f'S_{step}.pkl'))
     settings, _ = hyper_parameters_of(os.path.join(run_folder, f'S_{step}.pkl'), state)
     target = os.path.dirname(EXAMPLE_CHECKPOINT)
@@ -402,7 +445,7 @@ def export(step: int) -> None:
     save_hyper_parameters_beside(settings, target)
     figures = os.path.join(ROOT, 'Example_Results', 'Figures')
     os.makedirs(figures, exist_ok=True)
-    shutil.copyfile(os.path.join(ROOT, 'Real_Voices', 'Inference', f'S_{step}', 'tsne.png'),
+    shutil.copyfile(os.path.join(inference_folder(run_name, step), 'tsne.png'),
                     os.path.join(figures, f'S{step}_real_held_out_tsne.png'))
     print(f'{target}/S_{step}.pkl ({os.path.getsize(os.path.join(target, f"S_{step}.pkl")) / 1e6:.1f} MB), '
           f'its Hyper_Parameter.yaml and {figures}/S{step}_real_held_out_tsne.png written')
@@ -415,25 +458,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--sources', required=True, help='folder holding the cloned source repositories')
     parser.add_argument('--corpus', default=os.path.join(ROOT, 'Real_Voices', 'Corpus'), help='prepared corpus folder')
-    parser.add_argument('--stage', choices=('all', 'prepare', 'patterns', 'train', 'evaluate', 'export'), default='all',
-                        help='all: prepare, patterns, train; evaluate and export take --step')
+    parser.add_argument('--stage', choices=('all', 'prepare', 'patterns', 'train', 'refine', 'evaluate', 'export'),
+                        default='all', help='all: prepare, patterns, refine (train is round 2, from round 1); '
+                        'evaluate and export take --run and --step')
+    parser.add_argument('--init', default=ROUND_2_CHECKPOINT, help='refine: the checkpoint it starts from (default '
+                        f'{ROUND_2_CHECKPOINT}; Real_Voices/Checkpoint/S_4000.pkl chains on your own round 2)')
+    parser.add_argument('--run', choices=('refine', 'round2'), default='refine',
+                        help='evaluate, export: the checkpoints of round 3 (refine, the default) or of round 2 (train)')
     parser.add_argument('--step', type=int, help='the checkpoint to evaluate or export (default: the last)')
     parser.add_argument('--resemblyzer', action='store_true', help='evaluate: score Resemblyzer on the same trials too')
     parser.add_argument('-mw', '--max_workers', type=int, default=os.cpu_count())
     args = parser.parse_args()
     if args.stage in ('evaluate', 'export'):
-        steps = list_checkpoints(os.path.join(ROOT, checkpoint_folder()))
+        steps = list_checkpoints(os.path.join(ROOT, checkpoint_folder(args.run)))
         step = args.step if args.step is not None else (steps or [None])[-1]
         if step not in steps:
-            raise SystemExit(f'no checkpoint S_{step}.pkl in {checkpoint_folder()} (there: {steps})')
-        (evaluate(args.corpus, step, args.resemblyzer) if args.stage == 'evaluate' else export(step))
+            raise SystemExit(f'no checkpoint S_{step}.pkl in {checkpoint_folder(args.run)} (there: {steps}); '
+                             f'train it first, or pass --run {"round2" if args.run == "refine" else "refine"}')
+        if args.stage == 'evaluate':
+            evaluate(args.corpus, args.run, step, args.resemblyzer)
+        else:
+            export(args.run, step)
         return
     if args.stage in ('all', 'prepare'):
         prepare(args.sources, args.corpus)
     if args.stage in ('all', 'patterns'):
         make_patterns(args.corpus, args.max_workers)
-    if args.stage in ('all', 'train'):
+    if args.stage == 'train':
         train()
+    if args.stage in ('all', 'refine'):
+        refine(args.init)
 
 
 if __name__ == '__main__':

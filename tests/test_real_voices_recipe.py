@@ -171,3 +171,27 @@ def test_the_ablation_variants_change_only_their_parts_of_the_recipe():
     assert without['Noise']['Probability'] == without['Babble']['Probability'] == 0.0
     assert {key: without[key] for key in ('Speed', 'Reverb', 'Time_Mask', 'Frequency_Mask')} == \
         {key: full[key] for key in ('Speed', 'Reverb', 'Time_Mask', 'Frequency_Mask')}
+
+
+def test_refine_is_the_recipe_less_noise_and_babble_from_round_2():
+    import yaml
+    with open(os.path.join(ROOT, real_voices.HYPER_PARAMETERS), encoding='utf-8') as stream:
+        recipe = yaml.safe_load(stream)
+    settings = real_voices.refine_settings(recipe)
+    assert settings['Augmentation']['Noise']['Probability'] == settings['Augmentation']['Babble']['Probability'] == 0.0
+    assert recipe['Augmentation']['Noise']['Probability'] > 0   # the recipe itself is untouched
+    for key in ('Speed', 'Reverb', 'Time_Mask', 'Frequency_Mask'):
+        assert settings['Augmentation'][key] == recipe['Augmentation'][key]
+    assert settings['Train']['Learning_Rate']['Initial'] == 2.5e-4
+    assert settings['Checkpoint_Path'] == os.path.join('Real_Voices', 'Refine', 'Checkpoint')
+    assert os.path.isfile(os.path.join(ROOT, real_voices.ROUND_2_CHECKPOINT))
+
+
+def test_evaluating_a_run_without_checkpoints_says_what_to_do(tmp_path):
+    import subprocess
+    result = subprocess.run([sys.executable, os.path.join(ROOT, 'recipes', 'real_voices.py'), '--sources', str(tmp_path),
+                             '--stage', 'evaluate', '--run', 'refine', '--step', '123456'],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert 'no checkpoint S_123456.pkl in Real_Voices/Refine/Checkpoint' in result.stderr
+    assert 'train it first, or pass --run round2' in result.stderr
