@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 HP=${HP:-demo_corpus/Hyper_Parameter_Demo.yaml}
-INIT=${INIT:-Example_Results/Checkpoint/S_4000.pkl}     # the encoder the demo fine-tunes
+INIT=${INIT:-Example_Results/Real_Voices_v2/S_4000.pkl}     # the encoder the demo fine-tunes (round 2 of the real-voices example)
 CORPUS=Demo/Corpus
 
 bash setup.sh

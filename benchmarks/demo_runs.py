@@ -27,7 +27,7 @@ sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
 from steady_state import FORCED_AVX2, cpu_description  # noqa: E402
 
 CORPUS = os.path.join(ROOT, 'Demo', 'Corpus')
-INIT = os.path.join(ROOT, 'Example_Results', 'Checkpoint', 'S_4000.pkl')
+INIT = os.path.join(ROOT, 'Example_Results', 'Real_Voices_v2', 'S_4000.pkl')   # what Demo.sh fine-tunes
 
 
 def ensure_patterns(hp_path: str) -> None:

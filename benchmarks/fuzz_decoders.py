@@ -47,10 +47,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, 'benchmarks'))
 
+from ge2e_speaker import EXAMPLE_CHECKPOINT  # noqa: E402
 from steady_state import cpu_description  # noqa: E402
 
 SOURCES = os.path.join(ROOT, 'tests', 'data', 'real_voices')
-CHECKPOINT = os.path.join(ROOT, 'Example_Results', 'Checkpoint', 'S_4000.pkl')
+CHECKPOINT = EXAMPLE_CHECKPOINT
 FORMATS = {'wav': ('WAV', 'PCM_16'), 'flac': ('FLAC', 'PCM_16'), 'mp3': ('MP3', 'MPEG_LAYER_III'),
            'ogg': ('OGG', 'VORBIS')}
 DAMAGES = ('intact', 'truncated', 'rate_zero', 'rate_huge', 'channels_zero', 'channels_max', 'size_past_end',

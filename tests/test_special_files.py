@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from fixtures import corpora
-from ge2e_speaker import patterns
+from ge2e_speaker import EXAMPLE_CHECKPOINT, patterns
 from test_pattern_generate import hp_file  # noqa: F401 (fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHECKPOINT = os.path.join(ROOT, 'Example_Results', 'Checkpoint', 'S_4000.pkl')
+CHECKPOINT = EXAMPLE_CHECKPOINT
 LIMIT_S = 120
 
 
