@@ -431,24 +431,34 @@ def print_source_eers(scores_file: str) -> None:
                                         for source, (scores, targets) in sorted(by_source.items())))
 
 
-def export(run_name: str, step: int) -> None:
-    """The checkpoint's encoder, w, b and settings (no optimiser state) into the package's example
-    encoder folder, with the Hyper_Parameter.yaml beside it, and the held-out t-SNE."""
+FIGURES = {'tsne.png': 'tsne', 'det.png': 'det', 'score_histogram.png': 'scores'}   # Inference.py's -> S{step}_real_held_out_*.png
+
+
+def export(run_name: str, step: int, target: str = os.path.dirname(EXAMPLE_CHECKPOINT),
+           figures: str = os.path.join(ROOT, 'Example_Results', 'Figures')) -> None:
+    """The checkpoint's encoder, w, b and settings (no optimiser state) into target (the package's
+    example encoder folder, emptied first), with the Hyper_Parameter.yaml beside it, and the held-out
+    t-SNE, DET curve and score histograms of its evaluation into figures."""
     run_folder = os.path.join(ROOT, checkpoint_folder(run_name))
     state = load_checkpoint(os.path.join(run_folder, f'S_{step}.pkl'))
     settings, _ = hyper_parameters_of(os.path.join(run_folder, f'S_{step}.pkl'), state)
-    target = os.path.dirname(EXAMPLE_CHECKPOINT)
+    evaluation = inference_folder(run_name, step)
+    if not os.path.isfile(os.path.join(evaluation, 'tsne.png')):
+        sys.exit(f'{evaluation} has no tsne.png: run --stage evaluate --run {run_name} --step {step} first')
     for name in os.listdir(target) if os.path.isdir(target) else []:
         os.remove(os.path.join(target, name))
+    os.makedirs(target, exist_ok=True)
     save_checkpoint({'Model': state['Model'], 'Steps': state['Steps'], 'Loss': state['Loss'],
                      HYPER_PARAMETER_KEY: to_dict(settings)}, os.path.join(target, f'S_{step}.pkl'))
     save_hyper_parameters_beside(settings, target)
-    figures = os.path.join(ROOT, 'Example_Results', 'Figures')
     os.makedirs(figures, exist_ok=True)
-    shutil.copyfile(os.path.join(inference_folder(run_name, step), 'tsne.png'),
-                    os.path.join(figures, f'S{step}_real_held_out_tsne.png'))
+    written = []
+    for source, kind in FIGURES.items():
+        if os.path.isfile(os.path.join(evaluation, source)):
+            written.append(os.path.join(figures, f'S{step}_real_held_out_{kind}.png'))
+            shutil.copyfile(os.path.join(evaluation, source), written[-1])
     print(f'{target}/S_{step}.pkl ({os.path.getsize(os.path.join(target, f"S_{step}.pkl")) / 1e6:.1f} MB), '
-          f'its Hyper_Parameter.yaml and {figures}/S{step}_real_held_out_tsne.png written')
+          f'its Hyper_Parameter.yaml and {", ".join(written)} written')
     if os.path.basename(EXAMPLE_CHECKPOINT) != f'S_{step}.pkl':
         print(f'load_encoder() ships {os.path.basename(EXAMPLE_CHECKPOINT)}: set EXAMPLE_CHECKPOINT in '
               f'ge2e_speaker/embedding.py to S_{step}.pkl')

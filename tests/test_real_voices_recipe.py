@@ -195,3 +195,34 @@ def test_evaluating_a_run_without_checkpoints_says_what_to_do(tmp_path):
     assert result.returncode != 0 and 'Traceback' not in result.stderr
     assert 'no checkpoint S_123456.pkl in Real_Voices/Refine/Checkpoint' in result.stderr
     assert 'train it first, or pass --run round2' in result.stderr
+
+
+def test_export_writes_the_encoder_without_optimiser_state_and_its_figures(tmp_path, monkeypatch):
+    import torch
+    from ge2e_speaker.checkpoints import load_checkpoint, save_checkpoint
+    monkeypatch.setattr(real_voices, 'ROOT', str(tmp_path))
+    state = load_checkpoint(os.path.join(ROOT, real_voices.ROUND_2_CHECKPOINT))
+    state['Steps'] = 7
+    state['Optimizer'] = {'state': {}, 'param_groups': []}   # what a training checkpoint also holds
+    checkpoints = tmp_path / 'Real_Voices' / 'Refine' / 'Checkpoint'
+    checkpoints.mkdir(parents=True)
+    save_checkpoint(state, str(checkpoints / 'S_7.pkl'))
+    target, figures = tmp_path / 'package' / 'example_encoder', tmp_path / 'Figures'
+    target.mkdir(parents=True)
+    (target / 'S_4000.pkl').write_bytes(b'the previous example')
+    with pytest.raises(SystemExit, match='has no tsne.png: run --stage evaluate --run refine --step 7 first'):
+        real_voices.export('refine', 7, str(target), str(figures))
+    assert (target / 'S_4000.pkl').read_bytes() == b'the previous example'   # nothing removed before the check
+    evaluation = tmp_path / 'Real_Voices' / 'Refine' / 'Inference' / 'S_7'
+    evaluation.mkdir(parents=True)
+    for name in ('tsne.png', 'det.png', 'score_histogram.png'):
+        (evaluation / name).write_bytes(name.encode())
+    real_voices.export('refine', 7, str(target), str(figures))
+    assert sorted(os.listdir(target)) == ['Hyper_Parameter.yaml', 'S_7.pkl']
+    exported = torch.load(target / 'S_7.pkl', weights_only=True)
+    assert 'Optimizer' not in exported and exported['Steps'] == 7
+    for key, value in state['Model'].items():
+        assert torch.equal(exported['Model'][key], value)
+    assert sorted(os.listdir(figures)) == ['S7_real_held_out_det.png', 'S7_real_held_out_scores.png',
+                                           'S7_real_held_out_tsne.png']
+    assert (figures / 'S7_real_held_out_scores.png').read_bytes() == b'score_histogram.png'
