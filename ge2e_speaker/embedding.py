@@ -27,7 +27,7 @@ SLICE_MODES = ('auto', 'multi', 'single', 'full')
 NONFINITE = 'non-finite embedding (NaN or infinite values): check the checkpoint with this audio'
 
 # The encoder the package ships (its settings inside it): load_encoder() without a checkpoint.
-EXAMPLE_CHECKPOINT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'example_encoder', 'S_4000.pkl')
+EXAMPLE_CHECKPOINT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'example_encoder', 'S_2500.pkl')
 WINDOW_CHUNK = 64           # windows per encoder call on a CPU (measured: about 10 % faster than 320 at once)
 PRECISIONS = {'float32': torch.float32, 'bfloat16': torch.bfloat16}
 MIN_FRAMES_SETTING = 'Sound.Inference_Min_Frames'   # utterances shorter after trimming are refused
