@@ -21,7 +21,7 @@ README) encoded as WAV, FLAC, MP3 and OGG, then damaged, drawn with the seed:
 
 They lie in 20 speaker folders. The same folder then goes through
 `Pattern_Generate.py -folder` (patterns into a temporary root) and
-`Inference.py -c Example_Results/Checkpoint/S_4000.pkl -i DIR --no-plot`, each as a whole process
+`Inference.py -c EXAMPLE_CHECKPOINT -i DIR --no-plot` (the shipped encoder), each as a whole process
 with a time limit of --per-file seconds per file (a hang shows as a run past it). A file's outcome
 is 'embedded' (a pattern, or a row of embeddings_index.tsv) or the reason of the one line that
 names it (Pattern_Generate's output, Inference's skipped.tsv). The benchmark fails (exit 1) when
@@ -51,7 +51,6 @@ from ge2e_speaker import EXAMPLE_CHECKPOINT  # noqa: E402
 from steady_state import cpu_description  # noqa: E402
 
 SOURCES = os.path.join(ROOT, 'tests', 'data', 'real_voices')
-CHECKPOINT = EXAMPLE_CHECKPOINT
 FORMATS = {'wav': ('WAV', 'PCM_16'), 'flac': ('FLAC', 'PCM_16'), 'mp3': ('MP3', 'MPEG_LAYER_III'),
            'ogg': ('OGG', 'VORBIS')}
 DAMAGES = ('intact', 'truncated', 'rate_zero', 'rate_huge', 'channels_zero', 'channels_max', 'size_past_end',
@@ -220,7 +219,7 @@ def pattern_outcomes(built: dict, folder: str, work: str, limit: float) -> tuple
 def inference_outcomes(built: dict, folder: str, work: str, limit: float) -> tuple:
     """Inference.py -i on the fuzzed folder: ({path: outcome}, run, problems)."""
     output = os.path.join(work, 'inference')
-    result = run([sys.executable, os.path.join(ROOT, 'Inference.py'), '-c', CHECKPOINT, '-i', folder,
+    result = run([sys.executable, os.path.join(ROOT, 'Inference.py'), '-c', EXAMPLE_CHECKPOINT, '-i', folder,
                   '-o', output, '--no-plot'], limit, work)
     problems, outcomes = [], {path: [] for path in built}
     index, skipped = os.path.join(output, 'embeddings_index.tsv'), os.path.join(output, 'skipped.tsv')

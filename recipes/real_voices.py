@@ -431,7 +431,8 @@ def print_source_eers(scores_file: str) -> None:
                                         for source, (scores, targets) in sorted(by_source.items())))
 
 
-FIGURES = {'tsne.png': 'tsne', 'det.png': 'det', 'score_histogram.png': 'scores'}   # Inference.py's -> S{step}_real_held_out_*.png
+# Inference.py's figures of an evaluation -> the kind in Example_Results/Figures/S{step}_real_held_out_{kind}.png
+FIGURES = {'tsne.png': 'tsne', 'det.png': 'det', 'score_histogram.png': 'scores'}
 
 
 def export(run_name: str, step: int, target: str = os.path.dirname(EXAMPLE_CHECKPOINT),
@@ -439,9 +440,9 @@ def export(run_name: str, step: int, target: str = os.path.dirname(EXAMPLE_CHECK
     """The checkpoint's encoder, w, b and settings (no optimiser state) into target (the package's
     example encoder folder, emptied first), with the Hyper_Parameter.yaml beside it, and the held-out
     t-SNE, DET curve and score histograms of its evaluation into figures."""
-    run_folder = os.path.join(ROOT, checkpoint_folder(run_name))
-    state = load_checkpoint(os.path.join(run_folder, f'S_{step}.pkl'))
-    settings, _ = hyper_parameters_of(os.path.join(run_folder, f'S_{step}.pkl'), state)
+    checkpoint = os.path.join(ROOT, checkpoint_folder(run_name), f'S_{step}.pkl')
+    state = load_checkpoint(checkpoint)
+    settings, _ = hyper_parameters_of(checkpoint, state)
     evaluation = inference_folder(run_name, step)
     if not os.path.isfile(os.path.join(evaluation, 'tsne.png')):
         sys.exit(f'{evaluation} has no tsne.png: run --stage evaluate --run {run_name} --step {step} first')

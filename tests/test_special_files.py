@@ -18,7 +18,6 @@ from ge2e_speaker import EXAMPLE_CHECKPOINT, patterns
 from test_pattern_generate import hp_file  # noqa: F401 (fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CHECKPOINT = EXAMPLE_CHECKPOINT
 LIMIT_S = 120
 
 
@@ -71,7 +70,8 @@ def test_pattern_generate_names_special_files_and_goes_on(corpus, hp_file):
 def test_inference_names_special_files_and_goes_on(corpus, tmp_path):
     root, special = corpus
     out_dir = str(tmp_path / 'out')
-    code, out = command('Inference.py', '-c', CHECKPOINT, '-i', root, '-o', out_dir, '--no-plot', '--workers', '2')
+    code, out = command('Inference.py', '-c', EXAMPLE_CHECKPOINT, '-i', root, '-o', out_dir, '--no-plot',
+                        '--workers', '2')
     assert code == 0, out
     assert 'Embedded 6 of 10 files' in out and 'skipped: not a regular file: 4' in out
     with open(os.path.join(out_dir, 'skipped.tsv'), encoding='utf-8') as stream:
@@ -84,15 +84,16 @@ def test_a_special_file_as_list_or_trial_list_is_one_line(corpus, tmp_path):
     root, _ = corpus
     pipe = os.path.join(root, 'spk1', 'pipe.wav')
     os.mkfifo(tmp_path / 'trials.txt')
-    code, out = command('Inference.py', '-c', CHECKPOINT, '-i', root, '--trials', str(tmp_path / 'trials.txt'),
+    code, out = command('Inference.py', '-c', EXAMPLE_CHECKPOINT, '-i', root, '--trials', str(tmp_path / 'trials.txt'),
                         '-o', str(tmp_path / 'out'))
     assert code == 2 and f'{tmp_path}/trials.txt: not a regular file: a named pipe (FIFO), never opened' in out
     os.mkfifo(tmp_path / 'list.txt')
-    code, out = command('Inference.py', '-c', CHECKPOINT, '-i', str(tmp_path / 'list.txt'), '-o', str(tmp_path / 'o2'))
+    code, out = command('Inference.py', '-c', EXAMPLE_CHECKPOINT, '-i', str(tmp_path / 'list.txt'),
+                        '-o', str(tmp_path / 'o2'))
     assert code == 2 and f'{tmp_path}/list.txt: not a regular file: a named pipe (FIFO), never opened' in out
     code, out = command('Inference.py', '-c', pipe, '-i', root, '-o', str(tmp_path / 'o3'))
     assert code == 2 and f'{pipe}: not a regular file: a named pipe (FIFO), never opened' in out
-    code, out = command('Inference.py', '-c', CHECKPOINT, '-hp', pipe, '-i', root, '-o', str(tmp_path / 'o4'))
+    code, out = command('Inference.py', '-c', EXAMPLE_CHECKPOINT, '-hp', pipe, '-i', root, '-o', str(tmp_path / 'o4'))
     assert code == 2 and f'{pipe}: not a regular file: a named pipe (FIFO), never opened' in out
     assert 'Traceback' not in out
 
